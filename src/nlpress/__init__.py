@@ -1,0 +1,24 @@
+"""nlpress: make trained NLP models smaller and faster, with measured proof.
+
+``import nlpress`` stays cheap: torch, transformers and onnxruntime are imported only when a
+function that needs them is called.
+"""
+
+from nlpress.errors import NlpressError
+
+__version__ = "0.1.0"
+__all__ = ["NlpressError", "__version__", "compress", "load"]
+
+
+def compress(*args, **kwargs):
+    """Compress a model; see :func:`nlpress.pipeline.compress`."""
+    from nlpress.pipeline import compress as _compress
+
+    return _compress(*args, **kwargs)
+
+
+def load(path, **kwargs):
+    """Load an artifact or a model folder as a predictor; see :func:`nlpress.runtime.load`."""
+    from nlpress.runtime import load as _load
+
+    return _load(path, **kwargs)
