@@ -1,0 +1,89 @@
+"""``bench()``: the API behind ``nlpress bench``; one model, or two in one interleaved run."""
+
+from __future__ import annotations
+
+import os
+
+
+def bench(
+    model: str | os.PathLike,
+    *,
+    vs: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
+    task: str | None = None,
+    cfg=None,
+    threads: int = 0,
+    memory: bool = True,
+    limit: int | None = 2000,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+) -> dict:
+    from nlpress.bench.harness import BenchConfig, benchmark, ratios
+    from nlpress.evaluate.api import load_eval_data
+    from nlpress.runtime import load
+
+    cfg = cfg or BenchConfig()
+    preds = {"model": load(model, threads=threads, task=task)}
+    if vs is not None:
+        preds["vs"] = load(vs, threads=threads, task=preds["model"].task)
+    t = preds["model"].task
+    columns = {
+        "text_column": text_column,
+        "text_pair_column": text_pair_column,
+        "label_column": label_column,
+    }
+    d = load_eval_data(t, data, limit, columns)
+    if isinstance(d, str):
+        texts = [ln for ln in d.splitlines() if len(ln.split()) >= 4][:256]
+    else:
+        texts = d.texts if t == "sentence-embedding" else d.inputs()
+    res = benchmark(preds, list(texts), cfg)
+    for key, p in preds.items():
+        res[key]["name"] = p.name
+        res[key]["path"] = str(model if key == "model" else vs)
+    if memory:
+        from nlpress.bench.memory import peak_memory_mb
+
+        for key in preds:
+            seq = int(res[key]["seq_len"])
+            first = [x if isinstance(x, str) else x[0] for x in list(texts)[: cfg.batch_size]]
+            m = peak_memory_mb(res[key]["path"], cfg.batch_size, seq, first)
+            res[key].update(peak_memory_mb=m["model_peak_mb"], peak_rss_mb=m["peak_rss_mb"])
+    out = {
+        "task": t,
+        "results": res,
+        "bench": {
+            "rounds": cfg.rounds,
+            "batch_size": cfg.batch_size,
+            "seq_len": cfg.seq_len or "data",
+        },
+    }
+    if vs is not None:
+        out["ratios"] = ratios(res, "vs")["model"]
+    return out
+
+
+def format_bench(res: dict) -> str:
+    rows = [("", "size MB", "p50 ms", "p95 ms", "seq/s", "peak MB")]
+    for key, r in res["results"].items():
+        rows.append(
+            (
+                f"{key} ({r.get('name', '')})",
+                f"{r['size_bytes'] / 1e6:.1f}",
+                f"{r['latency_p50_ms']:.1f}",
+                f"{r['latency_p95_ms']:.1f}",
+                f"{r['throughput']:.1f}",
+                f"{r['peak_memory_mb']:.0f}" if "peak_memory_mb" in r else "n/a",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        for row in rows
+    ]
+    if "ratios" in res:
+        lines.append(
+            "model vs --vs: " + ", ".join(f"{k} {v:.2f}" for k, v in res["ratios"].items())
+        )
+    return "\n".join(lines)

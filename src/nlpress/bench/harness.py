@@ -1,0 +1,264 @@
+"""Interleaved latency and throughput measurement for several predictors at once.
+
+Why interleaved: the machines nlpress runs on are small, shared and noisy (2 cores, neighbours
+stealing time, turbo and thermal drift). Benchmarking model A for a minute and then model B for a
+minute puts any drift straight into the A/B ratio. Instead every round runs every predictor once,
+in an order rotated by the round number, so slow spells hit all predictors alike and each
+predictor sees every position in the round. We then report medians (robust to the odd stall) and
+the inter-quartile range as the spread, never means.
+
+Why this shape: one small generic loop (:func:`interleaved_timings`) with the measurement tasks
+built around it in :func:`benchmark`. Tokenization happens once, before any timing, so the numbers
+are model time only; the tokenizer is the same for before and after and would only dilute ratios.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import logging
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from nlpress.errors import NlpressError
+
+log = logging.getLogger(__name__)
+
+TextInput = str | tuple[str, str]
+
+
+class Predictor(Protocol):
+    """What the harness needs from a predictor (see :mod:`nlpress.runtime`)."""
+
+    task: str
+    backend: str
+    name: str
+    threads: int
+
+    def tokenize(
+        self, inputs: list[TextInput], *, pad_to: int | None = None, max_length: int = 512
+    ) -> dict[str, np.ndarray]: ...
+
+    def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray: ...
+
+    def size_bytes(self) -> int: ...
+
+
+@dataclass
+class BenchConfig:
+    """How to benchmark. Defaults fit a 2-core CPU box in about a minute per model pair."""
+
+    batch_size: int = 32  # throughput batch: large enough to amortise per-call overhead
+    seq_len: int | None = None  # None: pad to the longest text of each batch; else pad to this
+    rounds: int = 7  # interleaved rounds; odd so the median is a real sample
+    warmup: int = 1  # untimed runs per task first (allocator, thread pools, ORT arena)
+    latency_samples: int = 20  # batch-1 calls per predictor per round, each one kept
+    progress: bool = True  # tqdm bar over rounds on stderr
+
+    def __post_init__(self) -> None:
+        for field in ("batch_size", "rounds", "latency_samples"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < 1:
+                raise NlpressError(f"bench {field} must be a positive integer, got {value!r}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise NlpressError(f"bench warmup must be an integer >= 0, got {self.warmup!r}")
+        if self.seq_len is not None and (not isinstance(self.seq_len, int) or self.seq_len < 1):
+            raise NlpressError(
+                f"bench seq_len must be a positive integer or None, got {self.seq_len!r}"
+            )
+
+
+def rotated(names: Sequence[Hashable], r: int) -> list[Hashable]:
+    """``names`` rotated left by ``r``: round r starts with a different entry each time."""
+    if not names:
+        return []
+    k = r % len(names)
+    return list(names[k:]) + list(names[:k])
+
+
+def _run_rounds(
+    tasks: dict[Hashable, Callable[[], list[float]]],
+    rounds: int,
+    warmup: int,
+    progress: bool,
+    desc: str,
+) -> dict[Hashable, list[float]]:
+    """Run self-timing tasks (each returns its own list of seconds) in rotated rounds."""
+    names = list(tasks)
+    for name in names:
+        for _ in range(warmup):
+            tasks[name]()
+    samples: dict[Hashable, list[float]] = {name: [] for name in names}
+    iterator: Any = range(rounds)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc=desc or "bench", unit="round", leave=False)
+    for r in iterator:
+        gc.collect()  # outside the timed region, so a collection does not land in one sample
+        for name in rotated(names, r):
+            samples[name].extend(tasks[name]())
+    return samples
+
+
+def _timed(fn: Callable[[], object]) -> Callable[[], list[float]]:
+    def task() -> list[float]:
+        t0 = time.perf_counter()
+        fn()
+        return [time.perf_counter() - t0]
+
+    return task
+
+
+def interleaved_timings(
+    fns: dict[str, Callable[[], object]],
+    rounds: int,
+    warmup: int,
+    progress: bool = False,
+    desc: str = "",
+) -> dict[str, list[float]]:
+    """Time each function once per round, rounds interleaved; returns seconds per call.
+
+    Each function is first called ``warmup`` times untimed. Round ``r`` then calls every function
+    once, in the key order rotated left by ``r``.
+    """
+    return _run_rounds({k: _timed(f) for k, f in fns.items()}, rounds, warmup, progress, desc)  # type: ignore[return-value]
+
+
+def summarize(samples: Sequence[float]) -> dict[str, float]:
+    """Median, 95th percentile, min, max and inter-quartile range of ``samples`` (same unit)."""
+    a = np.asarray(samples, dtype=np.float64)
+    if a.size == 0:
+        raise ValueError("summarize needs at least one sample")
+    q25, q50, q75, q95 = np.percentile(a, [25, 50, 75, 95])
+    return {
+        "median": float(q50),
+        "p95": float(q95),
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "iqr": float(q75 - q25),
+    }
+
+
+def _cycled(texts: Sequence[TextInput], n: int) -> list[TextInput]:
+    return list(itertools.islice(itertools.cycle(texts), n))
+
+
+def _latency_task(
+    predictor: Predictor, batches: list[dict[str, np.ndarray]], per_round: int
+) -> Callable[[], list[float]]:
+    """``per_round`` batch-1 calls, one text each, cycling through ``batches`` across rounds."""
+    position = itertools.count()
+
+    def task() -> list[float]:
+        times = []
+        for _ in range(per_round):
+            batch = batches[next(position) % len(batches)]
+            t0 = time.perf_counter()
+            predictor.forward(batch)
+            times.append(time.perf_counter() - t0)
+        return times
+
+    return task
+
+
+def _tasks_for(
+    predictor: Predictor, texts: Sequence[TextInput], cfg: BenchConfig
+) -> tuple[Callable[[], list[float]], Callable[[], list[float]], int]:
+    """Tokenize once (untimed) and return (latency task, throughput task, padded length)."""
+    n_latency = min(len(texts), cfg.latency_samples * (cfg.rounds + cfg.warmup))
+    max_length = cfg.seq_len or 512  # a fixed seq_len also truncates, so shapes are exact
+    singles = [
+        predictor.tokenize([t], pad_to=cfg.seq_len, max_length=max_length)
+        for t in texts[:n_latency]
+    ]
+    batch = predictor.tokenize(
+        _cycled(texts, cfg.batch_size), pad_to=cfg.seq_len, max_length=max_length
+    )
+    seq_len = int(batch["input_ids"].shape[1])
+    return (
+        _latency_task(predictor, singles, cfg.latency_samples),
+        _timed(lambda: predictor.forward(batch)),
+        seq_len,
+    )
+
+
+def benchmark(
+    predictors: dict[str, Predictor], texts: Sequence[TextInput], cfg: BenchConfig
+) -> dict[str, dict[str, Any]]:
+    """Measure latency and throughput of every predictor in one interleaved run.
+
+    Latency: batch-1 forward passes, one text per call, cycling through ``texts``;
+    ``cfg.latency_samples`` calls per predictor per round, all kept, reported as p50/p95 in ms.
+    Throughput: one forward pass over the first ``cfg.batch_size`` texts (cycled if fewer), padded
+    to the longest text or to ``cfg.seq_len``, once per round, reported as the median in
+    sequences/s with ``throughput_spread`` = IQR / median of the per-call times.
+    """
+    if not predictors:
+        raise NlpressError("benchmark needs at least one predictor")
+    if not texts:
+        raise NlpressError("benchmark needs at least one text; pass some data")
+    tasks: dict[Hashable, Callable[[], list[float]]] = {}
+    seq_lens: dict[str, int] = {}
+    for name, predictor in predictors.items():
+        latency, throughput, seq_lens[name] = _tasks_for(predictor, texts, cfg)
+        tasks[(name, "latency")] = latency
+        tasks[(name, "throughput")] = throughput
+    log.info(
+        "benchmarking %s: %d rounds, batch %d, seq_len %s",
+        ", ".join(predictors),
+        cfg.rounds,
+        cfg.batch_size,
+        cfg.seq_len or "from data",
+    )
+    samples = _run_rounds(tasks, cfg.rounds, cfg.warmup, cfg.progress, "bench")
+    results = {}
+    for name, predictor in predictors.items():
+        lat = summarize(samples[(name, "latency")])
+        tput = summarize(samples[(name, "throughput")])
+        results[name] = {
+            "name": getattr(predictor, "name", name),
+            "backend": getattr(predictor, "backend", None),
+            "latency_p50_ms": lat["median"] * 1e3,
+            "latency_p95_ms": lat["p95"] * 1e3,
+            "throughput": cfg.batch_size / tput["median"],
+            "throughput_spread": tput["iqr"] / tput["median"],
+            "size_bytes": int(predictor.size_bytes()),
+            "threads": getattr(predictor, "threads", None),
+            "seq_len": seq_lens[name],
+            "batch_size": cfg.batch_size,
+            "rounds": cfg.rounds,
+            "latency_samples": len(samples[(name, "latency")]),
+        }
+    return results
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0:
+        return None
+    return float(num) / float(den)
+
+
+def ratios(results: dict[str, dict[str, Any]], baseline: str) -> dict[str, dict[str, float | None]]:
+    """For each non-baseline entry: throughput speedup, latency speedup and size fraction.
+
+    ``throughput_speedup`` = result / baseline throughput, ``latency_speedup`` = baseline / result
+    p50 latency (both > 1 means faster), ``size_fraction`` = result / baseline size on disk.
+    """
+    if baseline not in results:
+        raise NlpressError(f"baseline {baseline!r} is not among the results: {sorted(results)}")
+    base = results[baseline]
+    out = {}
+    for name, res in results.items():
+        if name == baseline:
+            continue
+        out[name] = {
+            "throughput_speedup": _ratio(res.get("throughput"), base.get("throughput")),
+            "latency_speedup": _ratio(base.get("latency_p50_ms"), res.get("latency_p50_ms")),
+            "size_fraction": _ratio(res.get("size_bytes"), base.get("size_bytes")),
+        }
+    return out

@@ -1,0 +1,51 @@
+"""``evaluate()``: the API behind ``nlpress eval``."""
+
+from __future__ import annotations
+
+import os
+
+from nlpress.errors import NlpressError
+
+
+def load_eval_data(task: str, data, limit: int | None, columns: dict):
+    from nlpress.data.readers import builtin_sentences, read_data, read_text
+
+    if task == "causal-lm":
+        return read_text(data) if data else "\n".join(builtin_sentences().texts)
+    if data is None:
+        return builtin_sentences().head(limit) if limit else builtin_sentences()
+    return read_data(data, limit=limit, **columns)
+
+
+def evaluate(
+    model: str | os.PathLike,
+    data: str | os.PathLike | None = None,
+    *,
+    task: str | None = None,
+    vs: str | os.PathLike | None = None,
+    limit: int | None = 2000,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+) -> dict:
+    """Task quality of ``model`` on ``data``; with ``vs``, also its fidelity to that model."""
+    from nlpress.evaluate.task_eval import fidelity, quality
+    from nlpress.runtime import load
+
+    pred = load(model, task=task)
+    columns = {"text_column": text_column, "text_pair_column": text_pair_column, "label_column": label_column}
+    d = load_eval_data(pred.task, data, limit, columns)
+    res: dict = {"model": str(model), "task": pred.task, "backend": pred.backend,
+                 "data": {"source": str(data) if data else "builtin",
+                          "n": len(d) if not isinstance(d, str) else len(d.split())}}
+    res["quality"] = quality(pred, d)
+    if vs is not None:
+        ref = load(vs, task=pred.task)
+        res["fidelity"] = fidelity(ref, pred, d)
+        res["vs"] = str(vs)
+    if not res["quality"] and vs is None:
+        raise NlpressError(
+            "the data has no labels or scores to evaluate against; pass --label-column, "
+            "or --vs REFERENCE to measure fidelity instead"
+        )
+    return res

@@ -1,0 +1,87 @@
+"""Task glue: quality on labelled data and fidelity to a reference predictor.
+
+The metric math lives in :mod:`nlpress.evaluate.metrics` and :mod:`nlpress.evaluate.fidelity`
+as pure functions; this module only decides, per task, which outputs to feed them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from nlpress.errors import NlpressError
+
+log = logging.getLogger(__name__)
+
+# causal-lm fidelity: next-token distributions over this many windows of this length
+LM_FIDELITY_WINDOWS, LM_FIDELITY_LEN = 8, 256
+
+
+def quality(pred, data) -> dict:
+    """Task metrics where the data has labels/scores; {} where it has none."""
+    from nlpress.evaluate import metrics
+
+    if pred.task == "text-classification":
+        if data.labels is None:
+            return {}
+        logits = pred.run(data.inputs())
+        labels = _label_ids(pred, data)
+        if int(labels.max()) >= logits.shape[1]:
+            raise NlpressError(
+                f"the data has label {int(labels.max())} but the model has {logits.shape[1]} classes; "
+                "check --label-column or the model"
+            )
+        return {k: 100.0 * v if k in ("accuracy", "f1") else v
+                for k, v in metrics.classification_metrics(logits, labels).items()}
+    if pred.task == "sentence-embedding":
+        if data.pairs is None or data.scores is None:
+            return {}
+        a, b = pred.encode(data.texts), pred.encode(data.pairs)
+        return metrics.sts_metrics(a, b, np.asarray(data.scores, dtype=np.float64))
+    return _lm_quality(pred, data)
+
+
+def _lm_quality(pred, text: str) -> dict:
+    d = pred.perplexity_details(text, progress=True)
+    return {"perplexity": d["perplexity"], "tokens": d["tokens"]}
+
+
+def _label_ids(pred, data) -> np.ndarray:
+    if data.label_names is None:
+        return np.asarray(data.labels, dtype=np.int64)
+    label2id = {v: k for k, v in pred.id2label.items()}
+    unknown = [n for n in data.label_names if n not in label2id]
+    if unknown:
+        raise NlpressError(
+            f"data label {unknown[0]!r} is not one of the model's labels {sorted(label2id)}; "
+            "use the model's label names or integer ids"
+        )
+    return np.asarray([label2id[data.label_names[i]] for i in data.labels], dtype=np.int64)
+
+
+def fidelity(ref, new, data) -> dict:
+    """How closely ``new`` reproduces ``ref`` on the data; needs no labels."""
+    from nlpress.evaluate.fidelity import embedding_fidelity, logits_fidelity
+
+    if ref.task == "sentence-embedding":
+        texts = list(data.texts) + list(data.pairs or [])
+        return embedding_fidelity(ref.encode(texts), new.encode(texts))
+    if ref.task == "text-classification":
+        inputs = data.inputs()
+        return logits_fidelity(ref.run(inputs), new.run(inputs))
+    return _lm_fidelity(ref, new, data)
+
+
+def _lm_fidelity(ref, new, text: str) -> dict:
+    from nlpress.evaluate.fidelity import logits_fidelity
+
+    ids = np.asarray(ref.tokenizer(text, return_tensors="np")["input_ids"], dtype=np.int64)[0]
+    n = min(LM_FIDELITY_LEN, ref.max_length)
+    starts = np.linspace(0, max(ids.size - n, 0), LM_FIDELITY_WINDOWS).astype(int)
+    r, q = [], []
+    for s in sorted(set(starts.tolist())):
+        window = ids[s : s + n][None]  # (1, T)
+        r.append(ref.next_token_logits(window)[0])
+        q.append(new.next_token_logits(window)[0])
+    return logits_fidelity(np.concatenate(r), np.concatenate(q))

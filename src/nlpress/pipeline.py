@@ -1,0 +1,249 @@
+"""``compress()``: run a recipe's steps, evaluate, benchmark, and write the artifact atomically.
+
+Order matters for the user: everything that can be checked cheaply (output folder, recipe, model
+folder, data file) is checked before the first slow step, and nothing is written outside a
+temporary folder until the end (:func:`nlpress.artifact.atomic_artifact`). The baseline, the
+original model in PyTorch fp32, is evaluated and benchmarked in the same run as the result so
+the ratios in the report are measured side by side on the same (noisy) machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from nlpress.artifact import FORMAT_VERSION, META, atomic_artifact, check_target, write_json
+from nlpress.errors import NlpressError
+from nlpress.recipe import ExportOnnxConfig, OrtOptimizeConfig, QuantizeDynamicInt8Config, Recipe, load_recipe
+
+log = logging.getLogger(__name__)
+
+EVAL_LIMIT = 2000  # rows evaluated by default: enough for stable metrics, minutes not hours
+
+
+@dataclass
+class Artifact:
+    path: Path
+    metrics: dict
+
+    def load(self, **kw):
+        from nlpress.runtime import load
+
+        return load(self.path, **kw)
+
+
+@dataclass
+class _State:
+    """What the steps hand to each other inside the temporary folder."""
+
+    lm: Any
+    tmp: Path
+    sample: dict
+    onnx: Path | None = None
+    torch_model: Any = None
+    steps: list[dict] = field(default_factory=list)
+
+
+def _step_export(st: _State, cfg: ExportOnnxConfig) -> dict:
+    from nlpress.export.onnx_export import export_onnx
+
+    st.onnx = st.tmp / "model.export.onnx"
+    return export_onnx(st.lm, st.onnx, cfg, st.sample)
+
+
+def _step_optimize(st: _State, cfg: OrtOptimizeConfig) -> dict:
+    from nlpress.export.ort_optimize import ort_optimize
+
+    dst = st.tmp / "model.opt.onnx"
+    info = ort_optimize(st.onnx, dst, st.lm.model.config.to_dict(), cfg)
+    st.onnx.unlink()
+    st.onnx = dst
+    return info
+
+
+def _step_quantize(st: _State, cfg: QuantizeDynamicInt8Config) -> dict:
+    from nlpress.quantize.dynamic import quantize_onnx_dynamic, quantize_torch_dynamic
+
+    if cfg.backend == "onnxruntime":
+        dst = st.tmp / "model.int8.onnx"
+        info = quantize_onnx_dynamic(st.onnx, dst, cfg)
+        st.onnx.unlink()
+        st.onnx = dst
+        return info
+    st.torch_model = copy.deepcopy(st.lm.model)  # the baseline keeps the fp32 original
+    return quantize_torch_dynamic(st.torch_model, cfg)
+
+
+HANDLERS = {
+    ExportOnnxConfig: _step_export,
+    OrtOptimizeConfig: _step_optimize,
+    QuantizeDynamicInt8Config: _step_quantize,
+}
+
+
+def _read_inputs(task: str, data, columns: dict, limit: int | None):
+    """(evaluation data, benchmark texts). Causal LM data is one text; others are TextData."""
+    from nlpress.data.readers import builtin_sentences, read_data, read_text
+
+    if task == "causal-lm":
+        text = read_text(data) if data else "\n".join(builtin_sentences().texts)
+        lines = [ln for ln in text.splitlines() if len(ln.split()) >= 4][:256] or [text[:2000]]
+        return text, lines
+    td = read_data(data, limit=limit, **columns) if data else builtin_sentences()
+    if data is None and limit:
+        td = td.head(limit)
+    bench_texts = td.texts if task == "sentence-embedding" else td.inputs()
+    return td, list(bench_texts)
+
+
+def _finalize_model(st: _State, recipe: Recipe) -> dict:
+    from nlpress.models.task_module import model_input_names
+    from nlpress.quantize.torch_io import save_dynamic_int8
+    from nlpress.runtime.predictor import _max_len
+
+    lm = st.lm
+    meta = {
+        "format_version": FORMAT_VERSION, "task": lm.task, "source_model": lm.name,
+        "input_names": model_input_names(lm.model, lm.tokenizer), "pooling": lm.pooling,
+        "normalize": lm.normalize, "id2label": lm.id2label,
+        "max_length": _max_len(lm.model.config, lm.tokenizer), "recipe": recipe.name,
+    }
+    if st.onnx is not None:
+        st.onnx.rename(st.tmp / "model.onnx")
+        lm.model.config.save_pretrained(st.tmp)
+        meta.update(backend="onnxruntime", model_file="model.onnx", name=f"onnxruntime-{recipe.name}")
+    elif st.torch_model is not None:
+        save_dynamic_int8(st.torch_model, st.tmp)
+        meta.update(backend="pytorch", model_file="model.safetensors", name=f"pytorch-{recipe.name}")
+    else:
+        raise NlpressError(f"recipe {recipe.name!r} produced no model; add an export or quantize step")
+    lm.tokenizer.save_pretrained(st.tmp)
+    write_json(st.tmp / META, meta)
+    return meta
+
+
+def compress(
+    model: str | os.PathLike = "default",
+    task: str | None = None,
+    data: str | os.PathLike | None = None,
+    recipe: str | os.PathLike | Recipe = "int8",
+    out: str | os.PathLike = "out",
+    *,
+    force: bool = False,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    limit: int | None = EVAL_LIMIT,
+    bench: Any = None,
+    memory: bool = True,
+    progress: bool = True,
+    trust_remote_code: bool = False,
+) -> Artifact:
+    """Compress ``model`` with ``recipe`` into the artifact folder ``out`` and measure it."""
+    from nlpress.models.loader import load_model
+    from nlpress.runtime.predictor import torch_predictor_from_loaded
+
+    out = Path(out)
+    check_target(out.absolute(), force)
+    rcp = load_recipe(recipe)
+    lm = load_model(model, task, trust_remote_code=trust_remote_code)
+    columns = {"text_column": text_column, "text_pair_column": text_pair_column, "label_column": label_column}
+    eval_data, bench_texts = _read_inputs(lm.task, data, columns, limit)
+    weight_files = [f for f in lm.path.iterdir() if f.suffix in (".safetensors", ".bin")]
+    baseline = torch_predictor_from_loaded(lm, "pytorch-fp32", weight_files)
+    sample = baseline.tokenize(bench_texts[:8])
+    t_start = time.perf_counter()
+    with atomic_artifact(out, force) as tmp:
+        st = _State(lm, tmp, sample)
+        for cfg in _progress(rcp.steps, progress):
+            name = type(cfg).__name__
+            t0 = time.perf_counter()
+            log.info("step %s", name)
+            info = HANDLERS[type(cfg)](st, cfg)
+            st.steps.append({"name": _step_name(cfg), "seconds": round(time.perf_counter() - t0, 2), "info": info})
+        meta = _finalize_model(st, rcp)
+        (tmp / "recipe.yaml").write_text(rcp.to_yaml())
+        from nlpress.runtime import load
+
+        result = load(tmp)
+        metrics = _measure(baseline, result, lm, tmp, eval_data, bench_texts, bench, memory, progress)
+        metrics.update(
+            version=1, task=lm.task, model=lm.name, recipe=rcp.name, steps=st.steps,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            data={"source": str(data) if data else "builtin", "n": _n(eval_data)},
+            seconds=round(time.perf_counter() - t_start, 1),
+        )
+        from nlpress.bench.env import environment
+        from nlpress.report import write_report
+
+        env = environment()
+        write_json(tmp / "env.json", env)
+        metrics["env"] = env
+        write_json(tmp / "metrics.json", metrics)
+        write_report(tmp, metrics)
+        del meta
+    return Artifact(out, metrics)
+
+
+def _n(eval_data) -> int:
+    return len(eval_data) if not isinstance(eval_data, str) else len(eval_data.split())
+
+
+def _step_name(cfg) -> str:
+    from nlpress.recipe import STEP_NAMES
+
+    return STEP_NAMES[type(cfg)]
+
+
+def _progress(steps, enabled: bool):
+    if not enabled:
+        return steps
+    from tqdm.auto import tqdm
+
+    return tqdm(steps, desc="compress", unit="step")
+
+
+def _measure(baseline, result, lm, tmp: Path, eval_data, bench_texts, bench, memory: bool, progress: bool) -> dict:
+    """Quality, fidelity, speed and memory of the baseline and the result, side by side."""
+    from nlpress.bench.harness import BenchConfig, benchmark, ratios
+    from nlpress.evaluate.task_eval import fidelity, quality
+
+    cfg = bench or BenchConfig(progress=progress)
+    log.info("evaluating")
+    base_row: dict = {"name": baseline.name, "backend": baseline.backend, "quality": quality(baseline, eval_data)}
+    res_row: dict = {"name": result.name, "backend": result.backend, "quality": quality(result, eval_data)}
+    res_row["fidelity"] = fidelity(baseline, result, eval_data)
+    log.info("benchmarking")
+    speed = benchmark({"baseline": baseline, "result": result}, bench_texts, cfg)
+    base_row.update(speed["baseline"])
+    res_row.update(speed["result"])
+    metrics: dict = {"baseline": base_row, "result": res_row,
+                     "bench": {"threads": speed["result"]["threads"], "rounds": cfg.rounds,
+                               "batch_size": cfg.batch_size, "seq_len": cfg.seq_len or "data"}}
+    metrics["ratios"] = _ratio_keys(ratios(speed, "baseline")["result"])
+    if cfg.seq_len is None and lm.task != "causal-lm":
+        import dataclasses
+
+        fixed = dataclasses.replace(cfg, seq_len=128)
+        extra = benchmark({"baseline": baseline, "result": result}, bench_texts, fixed)
+        metrics["extra_benchmarks"] = [{"seq_len": 128, **extra,
+                                         "ratios": _ratio_keys(ratios(extra, "baseline")["result"])}]
+    if memory:
+        from nlpress.bench.memory import peak_memory_mb
+
+        seq = int(speed["result"]["seq_len"])
+        for row, path in ((base_row, lm.path), (res_row, tmp)):
+            mem = peak_memory_mb(str(path), cfg.batch_size, seq, [t if isinstance(t, str) else t[0] for t in bench_texts[:cfg.batch_size]])
+            row["peak_memory_mb"] = mem["model_peak_mb"]
+            row["peak_rss_mb"] = mem["peak_rss_mb"]
+    return metrics
+
+
+def _ratio_keys(r: dict) -> dict:
+    return r

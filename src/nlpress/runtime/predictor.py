@@ -1,0 +1,188 @@
+"""Predictors: one interface over ONNX Runtime and PyTorch for every task.
+
+``forward`` runs one tokenized batch and returns the task output (logits or embeddings);
+``predict`` / ``encode`` / ``perplexity`` are the user-facing calls built on it, with batching by
+length so short texts are not padded to the longest in the whole input. The benchmark harness
+and the evaluator use the same ``tokenize``/``forward`` pair, so what is measured is what users run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlpress.errors import NlpressError
+
+log = logging.getLogger(__name__)
+
+TextInput = str | tuple[str, str]
+
+
+@dataclass
+class Predictions:
+    labels: list[str]
+    probabilities: np.ndarray  # (n, num_labels)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Predictor:
+    """Shared tokenization, batching and task methods; subclasses implement ``forward``."""
+
+    backend = "?"
+
+    def __init__(self, *, task: str, tokenizer, input_names: list[str], name: str, files: list[Path],
+                 id2label: dict[int, str] | None = None, max_length: int = 512, threads: int = 0):
+        self.task, self.tokenizer, self.input_names, self.name = task, tokenizer, input_names, name
+        self.files, self.id2label, self.max_length, self.threads = files, id2label or {}, max_length, threads
+
+    # -- the two calls the harness and evaluator use -------------------------------------------
+    def tokenize(self, inputs: Sequence[TextInput], *, pad_to: int | None = None,
+                 max_length: int | None = None) -> dict[str, np.ndarray]:
+        texts, pairs = _split(inputs)
+        limit = min(pad_to or max_length or self.max_length, self.max_length)
+        enc = self.tokenizer(texts, pairs, padding="max_length" if pad_to else "longest",
+                             truncation=True, max_length=limit, return_tensors="np")
+        return {n: np.asarray(enc[n], dtype=np.int64) for n in self.input_names if n in enc}
+
+    def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files if f.is_file())
+
+    # -- user-facing ----------------------------------------------------------------------------
+    def run(self, inputs: Sequence[TextInput], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Forward every input, batched by length; outputs in input order."""
+        if not len(inputs):
+            raise NlpressError("no texts given; pass at least one text")
+        from nlpress.data.batching import restore_order, tokenize_batches
+
+        chunks = []
+        batches = tokenize_batches(self.tokenizer, list(inputs), batch_size, self.max_length)
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, total=-(-len(inputs) // batch_size), desc=f"{self.name}", leave=False)
+        for idx, batch in batches:
+            chunks.append((idx, self.forward({n: batch[n] for n in self.input_names if n in batch})))
+        return restore_order(chunks, len(inputs))
+
+    def predict(self, texts: Sequence[TextInput], batch_size: int = 32) -> Predictions:
+        self._need("text-classification", "predict")
+        probs = _softmax(self.run(texts, batch_size).astype(np.float64))
+        labels = [self.id2label.get(int(i), str(int(i))) for i in probs.argmax(-1)]
+        return Predictions(labels, probs)
+
+    def encode(self, texts: Sequence[TextInput], batch_size: int = 32) -> np.ndarray:
+        self._need("sentence-embedding", "encode")
+        return self.run(texts, batch_size)
+
+    def perplexity(self, text: str, max_length: int | None = None, stride: int | None = None,
+                   progress: bool = False) -> float:
+        return self.perplexity_details(text, max_length, stride, progress)["perplexity"]
+
+    def perplexity_details(self, text: str, max_length: int | None = None, stride: int | None = None,
+                           progress: bool = False) -> dict:
+        self._need("causal-lm", "perplexity")
+        from nlpress.evaluate.metrics import perplexity
+
+        ids = np.asarray(self.tokenizer(text, return_tensors="np")["input_ids"], dtype=np.int64)[0]
+        if ids.size < 2:
+            raise NlpressError("perplexity needs a text of at least two tokens")
+        window = min(max_length or self.max_length, self.max_length)
+        return perplexity(self.next_token_logits, ids, window, stride or window // 2, progress=progress)
+
+    def next_token_logits(self, ids: np.ndarray) -> np.ndarray:
+        batch = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        return self.forward({n: batch[n] for n in self.input_names})
+
+    def _need(self, task: str, method: str) -> None:
+        if self.task != task:
+            raise NlpressError(f"{method}() is for {task} models; this one is {self.task}")
+
+
+def _split(inputs: Sequence[TextInput]) -> tuple[list[str], list[str] | None]:
+    if inputs and isinstance(inputs[0], (tuple, list)):
+        return [str(a) for a, _ in inputs], [str(b) for _, b in inputs]
+    return [str(t) for t in inputs], None
+
+
+class OrtPredictor(Predictor):
+    backend = "onnxruntime"
+
+    def __init__(self, onnx_path: Path, *, threads: int = 0, providers: list[str] | None = None, **kw):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = threads or _physical_cores()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), so, providers=providers or _providers())
+        kw.setdefault("files", [Path(onnx_path), *Path(onnx_path).parent.glob("*.onnx.data")])
+        super().__init__(threads=threads, **kw)
+        graph_inputs = [i.name for i in self.session.get_inputs()]
+        self.input_names = [n for n in self.input_names if n in graph_inputs]
+
+    def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {n: batch[n] for n in self.input_names})[0]
+
+
+class TorchPredictor(Predictor):
+    backend = "pytorch"
+
+    def __init__(self, module, *, threads: int = 0, **kw):
+        import torch
+
+        self.module = module.eval()
+        super().__init__(threads=threads or torch.get_num_threads(), **kw)
+
+    def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.module(**{n: torch.from_numpy(batch[n]) for n in self.input_names})
+        return out.float().numpy()
+
+
+def _physical_cores() -> int:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1
+
+
+def _providers() -> list[str]:
+    import onnxruntime as ort
+
+    avail = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
+
+
+def torch_predictor_from_loaded(lm: Any, name: str, files: list[Path], threads: int = 0) -> TorchPredictor:
+    from nlpress.models.task_module import TaskModule, model_input_names
+
+    names = model_input_names(lm.model, lm.tokenizer)
+    module = TaskModule(lm.model, lm.task, names, lm.pooling, lm.normalize)
+    return TorchPredictor(module, task=lm.task, tokenizer=lm.tokenizer, input_names=names, name=name,
+                          files=files, id2label=lm.id2label, max_length=_max_len(lm.model.config, lm.tokenizer),
+                          threads=threads)
+
+
+def _max_len(config, tokenizer) -> int:
+    m = getattr(config, "max_position_embeddings", None) or 512
+    t = getattr(tokenizer, "model_max_length", None) or m
+    return int(min(m, t, 2048))
