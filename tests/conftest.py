@@ -22,7 +22,7 @@ def _tokenizer(folder: Path):
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz.,!?"]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tok = BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)
     tok.model_max_length = 128
     return tok, len(vocab)
 

@@ -175,7 +175,7 @@ def load_model(
         kwargs["attn_implementation"] = attn_implementation
     try:
         model = auto.from_pretrained(path, **kwargs)
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
+    except Exception as e:  # safetensors, torch and transformers each raise their own types here
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise NlpressError(
             f"could not load the model weights in {str(path)!r} ({first}); "

@@ -1,0 +1,68 @@
+import shutil
+
+import pytest
+
+from nlpress.errors import NlpressError
+from nlpress.models.loader import load_model, resolve_model_path
+
+
+def test_tasks_are_detected(tiny_bert, tiny_classifier, tiny_llama):
+    assert load_model(tiny_bert).task == "sentence-embedding"
+    lm = load_model(tiny_classifier)
+    assert lm.task == "text-classification" and lm.id2label == {0: "negative", 1: "positive"}
+    assert load_model(tiny_llama).task == "causal-lm"
+
+
+def test_missing_path_is_not_a_hub_lookup(tmp_path):
+    with pytest.raises(NlpressError, match="does not exist"):
+        resolve_model_path(str(tmp_path / "no-such-model"))
+    with pytest.raises(NlpressError, match="does not exist"):
+        resolve_model_path("./my-bert")
+
+
+def test_folder_that_is_not_a_model(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(NlpressError, match="not a model folder"):
+        load_model(tmp_path)
+
+
+def test_config_without_weights(tiny_bert, tmp_path):
+    shutil.copy(tiny_bert / "config.json", tmp_path / "config.json")
+    with pytest.raises(NlpressError, match="no weights"):
+        load_model(tmp_path)
+
+
+def test_corrupt_weights(tiny_bert, tmp_path):
+    dst = tmp_path / "m"
+    shutil.copytree(tiny_bert, dst)
+    w = dst / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:200])
+    with pytest.raises(NlpressError, match="corrupt"):
+        load_model(dst)
+
+
+def test_hub_id_offline_says_to_pass_a_folder(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(NlpressError, match="pass a local model folder"):
+        resolve_model_path("some-org/some-model-that-is-not-cached")
+
+
+def test_unknown_task(tiny_bert):
+    with pytest.raises(NlpressError, match="unknown task"):
+        load_model(tiny_bert, "translation")
+
+
+def test_sentence_transformers_pooling_is_read(tiny_bert, tmp_path):
+    import json
+
+    dst = tmp_path / "st"
+    shutil.copytree(tiny_bert, dst)
+    (dst / "1_Pooling").mkdir()
+    (dst / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    (dst / "modules.json").write_text(json.dumps([
+        {"type": "sentence_transformers.models.Transformer", "path": ""},
+        {"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"},
+        {"type": "sentence_transformers.models.Normalize", "path": "2_Normalize"},
+    ]))
+    lm = load_model(dst)
+    assert (lm.pooling, lm.normalize) == ("cls", True)

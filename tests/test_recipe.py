@@ -1,0 +1,56 @@
+import pytest
+
+from nlpress.errors import NlpressError
+from nlpress.recipe import BUILTIN, ExportOnnxConfig, QuantizeDynamicInt8Config, load_recipe, recipe_from_dict
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_builtin_recipes_validate_and_round_trip(name, tmp_path):
+    r = load_recipe(name)
+    p = tmp_path / "r.yaml"
+    p.write_text(r.to_yaml())
+    again = load_recipe(p)
+    assert again.steps == r.steps
+
+
+def test_defaults_are_per_channel_int8():
+    q = load_recipe("int8").steps[-1]
+    assert isinstance(q, QuantizeDynamicInt8Config)
+    assert q.per_channel and q.weight_type == "int8" and q.backend == "onnxruntime"
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"steps": [{"prune-everything": {}}]}, "unknown step 'prune-everything'"),
+        ({"steps": [{"export-onnx": {"opsett": 17}}]}, "unknown key 'opsett'"),
+        ({"steps": [{"export-onnx": {"opset": 3}}]}, "bad value 3 for 'opset'"),
+        ({"steps": [{"export-onnx": {"atol": -1}}]}, "'atol'"),
+        ({"steps": [{"export-onnx": {}}, {"quantize-dynamic-int8": {"weight_type": "int3"}}]}, "'weight_type'"),
+        ({"steps": []}, "non-empty list"),
+        ({"steps": [{"export-onnx": {}}], "colour": "red"}, "unknown key 'colour'"),
+        ({"version": 9, "steps": [{"export-onnx": {}}]}, "version 9"),
+        ({"steps": [{"ort-optimize": {}}]}, "needs an export-onnx"),
+        ({"steps": [{"quantize-dynamic-int8": {}}]}, "needs export-onnx"),
+        ({"steps": [{"export-onnx": {}}, {"quantize-dynamic-int8": {"backend": "torch"}}]}, "must come before"),
+    ],
+)
+def test_bad_recipes_name_the_problem(data, needle):
+    with pytest.raises(NlpressError, match=None) as e:
+        recipe_from_dict(data)
+    assert needle in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_and_invalid_yaml_files(tmp_path):
+    with pytest.raises(NlpressError, match="neither a built-in"):
+        load_recipe(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: [export-onnx: {opset: 17\n")
+    with pytest.raises(NlpressError, match="not valid YAML"):
+        load_recipe(bad)
+
+
+def test_bare_step_names_are_accepted():
+    r = recipe_from_dict({"steps": ["export-onnx", "ort-optimize"]})
+    assert r.steps[0] == ExportOnnxConfig()
