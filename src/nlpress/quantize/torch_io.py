@@ -38,11 +38,9 @@ def save_dynamic_int8(model: torch.nn.Module, folder: Path) -> None:
             if bias is not None:
                 tensors[f"{name}.bias"] = bias.detach().contiguous()
             quantized.append(name)
-    for name, p in model.named_parameters():
-        tensors[name] = p.detach().contiguous()
-    for name, b in model.named_buffers():
-        if not any(name.startswith(q + ".") for q in quantized):
-            tensors[name] = b.detach().contiguous()
+    for name, t in model.state_dict().items():  # persistent float state only
+        if isinstance(t, torch.Tensor) and not any(name.startswith(q + ".") for q in quantized):
+            tensors[name] = t.detach().clone().contiguous()  # clone: tied weights share memory
     save_file(tensors, str(folder / WEIGHTS), metadata={"format": FORMAT, "quantized": json.dumps(quantized)})
     model.config.save_pretrained(folder)
 
@@ -66,6 +64,11 @@ def load_dynamic_int8(folder: Path, auto_cls) -> torch.nn.Module:
     quantized = json.loads(meta["quantized"])
     tensors = load_file(str(path))
     model = auto_cls.from_config(AutoConfig.from_pretrained(folder)).eval()
+    rest = {k: v for k, v in tensors.items() if not any(k.startswith(q + ".") for q in quantized)}
+    missing, unexpected = model.load_state_dict(rest, strict=False)  # float parts first
+    missing = [k for k in missing if not any(k.startswith(q + ".") for q in quantized)]
+    if missing or unexpected:
+        raise NlpressError(f"{path} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     for name in quantized:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -73,9 +76,4 @@ def load_dynamic_int8(folder: Path, auto_cls) -> torch.nn.Module:
         new = DynamicLinear(old.in_features, old.out_features, dtype=torch.qint8)
         new.set_weight_bias(_qweight(tensors, name), tensors.get(f"{name}.bias"))
         setattr(parent, child, new)
-    rest = {k: v for k, v in tensors.items() if not any(k.startswith(q + ".") for q in quantized)}
-    missing, unexpected = model.load_state_dict(rest, strict=False)
-    missing = [k for k in missing if not any(k.startswith(q + ".") for q in quantized)]
-    if missing or unexpected:
-        raise NlpressError(f"{path} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model
