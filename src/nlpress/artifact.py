@@ -7,13 +7,15 @@ A compressed model is a folder (DESIGN.md): the model (``model.onnx`` or a Huggi
 It is built in a hidden folder beside the target and renamed into place only at the end, so a
 failed or interrupted run never leaves a half-written artifact and never destroys an earlier one.
 An existing artifact is replaced only with ``force``; a folder that holds anything else is never
-touched. A kill -9 can leave a ``.NAME.nlpress-tmp-PID`` folder behind; the next run removes
-stale ones whose process is gone.
+touched. SIGTERM and SIGINT unwind like Ctrl-C, so the temporary folder is removed; a kill -9
+can leave a ``.NAME.nlpress-tmp-PID`` folder behind, and the next run removes stale ones whose
+process is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -21,6 +23,7 @@ import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from nlpress.errors import NlpressError
 
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 META = "nlpress.json"
 FORMAT_VERSION = 1
 TMP_TAG = ".nlpress-tmp-"
+OLD_TAG = ".nlpress-old-"  # an earlier artifact, moved aside for the moment of the swap
 
 
 def is_artifact(path: Path) -> bool:
@@ -71,58 +75,102 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _clean_stale(out: Path) -> None:
-    for p in out.parent.glob(f".{out.name}{TMP_TAG}*"):
+def _dead_leftovers(out: Path, tag: str) -> Iterator[Path]:
+    """``.NAME<tag>PID`` folders beside ``out`` whose process is gone."""
+    for p in out.parent.glob(f".{glob.escape(out.name)}{tag}*"):
         try:
             pid = int(p.name.rsplit("-", 1)[-1])
         except ValueError:
             continue
         if not _pid_alive(pid):
+            yield p
+
+
+def _clean_stale(out: Path) -> None:
+    """Remove what a killed run left beside ``out``; put back an artifact it had moved aside."""
+    for p in _dead_leftovers(out, OLD_TAG):
+        if not out.exists():  # killed between the two renames of _replace: the old one is whole
+            log.warning("restoring %s from %s, left by a killed run", out, p.name)
+            os.rename(p, out)
+        else:
             shutil.rmtree(p, ignore_errors=True)
+    for p in _dead_leftovers(out, TMP_TAG):
+        log.info("removing %s, left by a killed run", p.name)
+        shutil.rmtree(p, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Let ``kill`` (SIGTERM) unwind like Ctrl-C so the temporary folder is cleaned up."""
+class _Interrupts:
+    """SIGTERM and SIGINT raise ``KeyboardInterrupt``, except inside :meth:`held`.
 
-    def handler(signum, frame):
+    ``kill`` (SIGTERM) would otherwise end the process without unwinding, leaving the temporary
+    folder behind. Inside :meth:`held` (the final swap, the cleanup) a signal is noted and
+    ignored, so that the folder on disk is never half-replaced or half-deleted. A signal the
+    process was started to ignore (``nohup``) stays ignored.
+    """
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.old: dict[int, Any] = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.holding:
+            log.warning("signal %d ignored while the artifact folder is being swapped", signum)
+            return
         raise KeyboardInterrupt(f"signal {signum}")
 
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    def __enter__(self) -> _Interrupts:
+        wanted = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
+        for sig, default in wanted.items():
+            try:
+                if signal.getsignal(sig) is default:
+                    self.old[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: leave signals alone
+                break
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
 
 
 @contextlib.contextmanager
 def atomic_artifact(out: Path, force: bool) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``out``, on any failure it is deleted."""
     out = Path(out).absolute()
-    check_target(out, force)
     _clean_stale(out)
+    check_target(out, force)  # after _clean_stale, which may have put an artifact back
     tmp = out.parent / f".{out.name}{TMP_TAG}{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        with _sigterm_as_interrupt():
+    with _Interrupts() as signals:  # before mkdir: a signal now must not leave the folder behind
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                tmp.mkdir()
+            except OSError as e:
+                raise NlpressError(f"cannot write in {out.parent} ({e.strerror}); choose another --out") from e
             yield tmp
-            check_target(out, force)  # something may have appeared meanwhile
-            _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            with signals.held():
+                check_target(out, force)  # something may have appeared meanwhile
+                _replace(tmp, out)
+        except BaseException:
+            with signals.held():
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def _replace(tmp: Path, out: Path) -> None:
     if not out.exists():
         os.rename(tmp, out)
         return
-    old = out.parent / f".{out.name}.nlpress-old-{os.getpid()}"
+    old = out.parent / f".{out.name}{OLD_TAG}{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
     os.rename(out, old)
     try:
         os.rename(tmp, out)

@@ -17,6 +17,15 @@ from nlpress.errors import NlpressError
 log = logging.getLogger("nlpress")
 
 
+class _UsageError(Exception):
+    """A bad command line, reported like every other user error: one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own prints the usage too: several lines
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="TSV/CSV/JSONL/TXT file or a Hugging Face dataset name")
     p.add_argument("--text-column", help="column holding the text (auto-detected for GLUE-style files)")
@@ -33,7 +42,7 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nlpress", description="Make trained NLP models smaller and faster, with proof.")
+    parser = _Parser(prog="nlpress", description="Make trained NLP models smaller and faster, with proof.")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the result")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -76,6 +85,8 @@ def _bench_cfg(a):
 
     if a.rounds < 1 or a.batch_size < 1 or (a.seq_len is not None and a.seq_len < 2):
         raise NlpressError("--rounds and --batch-size must be >= 1 and --seq-len >= 2")
+    if a.threads < 0:
+        raise NlpressError(f"--threads must be >= 0 (0: one per physical core), got {a.threads}")
     return BenchConfig(batch_size=a.batch_size, seq_len=a.seq_len, rounds=a.rounds, progress=not a.json)
 
 
@@ -83,6 +94,9 @@ def cmd_compress(a) -> int:
     from nlpress.pipeline import compress
     from nlpress.report import format_table
 
+    if a.threads:  # compress() has no threads argument yet: refuse rather than silently ignore
+        raise NlpressError("compress does not take --threads yet; benchmark the artifact with "
+                           "`nlpress bench OUT --vs MODEL --threads N`")
     art = compress(a.model, a.task, a.data, a.recipe, a.out, force=a.force, limit=a.limit,
                    bench=_bench_cfg(a), memory=not a.no_memory, progress=not a.json,
                    trust_remote_code=a.trust_remote_code, **_columns(a))
@@ -145,7 +159,11 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING if args.quiet or getattr(args, "json", False) else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     _quiet_libraries()

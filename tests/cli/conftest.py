@@ -1,0 +1,231 @@
+"""Shared pieces of the end-to-end CLI tests: runners (in-process and subprocess) and checks."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# The cheapest benchmark that still runs every phase: one round, fixed length, no memory probe.
+FAST = ["--rounds", "1", "--seq-len", "16", "--no-memory"]
+
+
+@dataclass
+class Result:
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return [ln for ln in self.err.splitlines() if ln.strip()]
+
+    def json(self) -> dict:
+        """stdout must be exactly one JSON object."""
+        data = json.loads(self.out)
+        assert isinstance(data, dict), self.out
+        return data
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Run torch single-threaded in these tests.
+
+    ONNX Runtime's intra-op threads spin after each call; on a 2-core machine they starve a
+    2-thread torch forward, which then takes ~200 ms instead of ~1 ms (a bug reported in
+    src/nlpress/runtime/predictor.py). One torch thread keeps the in-process runs at ~1 s each.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def built_artifact(tiny_bert, tmp_path_factory) -> Path:
+    """A real int8 artifact of the tiny BERT, built once; tests that change it use a copy."""
+    import torch
+
+    import nlpress
+    from nlpress.bench.harness import BenchConfig
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # see _one_torch_thread
+    try:
+        out = tmp_path_factory.mktemp("built") / "earlier"
+        nlpress.compress(
+            tiny_bert,
+            "sentence-embedding",
+            None,
+            "int8",
+            out,
+            limit=8,
+            bench=BenchConfig(rounds=1, seq_len=16, progress=False),
+            memory=False,
+            progress=False,
+        )
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+@pytest.fixture()
+def earlier(built_artifact, tmp_path) -> Path:
+    """A copy of ``built_artifact``: the earlier artifact a run must not lose."""
+    out = tmp_path / "earlier"
+    shutil.copytree(built_artifact, out)
+    return out
+
+
+@pytest.fixture()
+def cli(capsys):
+    """Run ``nlpress.cli.main`` in this process; returns exit code, stdout and stderr."""
+    from nlpress.cli import main
+
+    def run(*args) -> Result:
+        capsys.readouterr()
+        rc = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return Result(rc, out, err)
+
+    return run
+
+
+def _subprocess_env() -> dict[str, str]:
+    # OMP_NUM_THREADS=1: the same reason as _one_torch_thread above.
+    return dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+
+
+def _nlpress_command(*args) -> list[str]:
+    return [sys.executable, "-m", "nlpress.cli", *(str(a) for a in args)]
+
+
+@pytest.fixture()
+def cli_subprocess():
+    """Run ``python -m nlpress.cli`` in a fresh process; returns exit code, stdout and stderr."""
+
+    def run(*args, timeout: float = 180) -> Result:
+        proc = subprocess.run(
+            _nlpress_command(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_subprocess_env(),
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+@pytest.fixture()
+def lm_text(tmp_path) -> Path:
+    p = tmp_path / "lm.txt"
+    p.write_text(
+        "the quick brown fox jumps over the lazy dog\n"
+        "a man is playing a guitar and a woman is playing the piano\n"
+        "the cat sat on the mat with the dog on a very good day\n"
+        "this movie was very good and fun but the plot was boring\n"
+    )
+    return p
+
+
+def _numbers(tree, path: str = ""):
+    """(path, value) of every int/float in a JSON tree (bools excluded)."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _numbers(v, f"{path}.{k}")
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from _numbers(v, f"{path}[{i}]")
+    elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        yield path, tree
+
+
+def _check_artifact(out: Path, model_file: str) -> dict:
+    """The artifact folder is complete and readable; returns metrics.json."""
+    from nlpress.recipe import load_recipe
+
+    out = Path(out)
+    for name in (
+        model_file,
+        "nlpress.json",
+        "recipe.yaml",
+        "metrics.json",
+        "env.json",
+        "report.md",
+        "report.html",
+        "config.json",
+        "tokenizer_config.json",
+    ):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / "tokenizer.json").is_file() or (out / "vocab.txt").is_file()
+    assert not list(out.parent.glob(f".{out.name}.nlpress-*")), "temporary folder left behind"
+    meta = json.loads((out / "nlpress.json").read_text())
+    assert meta["model_file"] == model_file
+    assert load_recipe(out / "recipe.yaml").steps  # the resolved recipe reads back
+    json.loads((out / "env.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    bad = [(p, v) for p, v in _numbers(metrics) if not math.isfinite(v)]
+    assert not bad, f"non-finite numbers in metrics.json: {bad}"
+    for row in ("baseline", "result"):
+        for key in ("size_bytes", "latency_p50_ms", "throughput"):
+            assert metrics[row][key] > 0, (row, key)
+    assert set(metrics["ratios"]) >= {"throughput_speedup", "latency_speedup", "size_fraction"}
+    assert "<html" in (out / "report.html").read_text().lower()
+    return metrics
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """(mtime_ns, bytes) of every file under ``folder``: equal snapshots mean untouched."""
+    folder = Path(folder)
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _leftovers(out: Path) -> list[Path]:
+    """Temporary or moved-aside folders beside ``out``."""
+    out = Path(out)
+    return list(out.parent.glob(f".{out.name}.nlpress-*"))
+
+
+# Helpers as fixtures: with --import-mode=importlib a test module cannot import this conftest.
+@pytest.fixture()
+def fast() -> list[str]:
+    return list(FAST)
+
+
+@pytest.fixture()
+def check_artifact():
+    return _check_artifact
+
+
+@pytest.fixture()
+def snapshot():
+    return _snapshot
+
+
+@pytest.fixture()
+def leftovers():
+    return _leftovers
+
+
+@pytest.fixture()
+def nlpress_command():
+    return _nlpress_command
+
+
+@pytest.fixture()
+def subprocess_env():
+    return _subprocess_env()
