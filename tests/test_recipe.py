@@ -14,7 +14,7 @@ def test_builtin_recipes_validate_and_round_trip(name, tmp_path):
 
 
 def test_defaults_are_per_channel_int8():
-    q = load_recipe("int8").steps[-1]
+    q = load_recipe("int8").steps[1]
     assert isinstance(q, QuantizeDynamicInt8Config)
     assert q.per_channel and q.weight_type == "int8" and q.backend == "onnxruntime"
 
@@ -32,6 +32,8 @@ def test_defaults_are_per_channel_int8():
         ({"version": 9, "steps": [{"export-onnx": {}}]}, "version 9"),
         ({"steps": [{"ort-optimize": {}}]}, "needs an export-onnx"),
         ({"steps": [{"quantize-dynamic-int8": {}}]}, "needs export-onnx"),
+        ({"steps": ["export-onnx", "quantize-dynamic-int8", {"ort-optimize": {"mode": "transformers"}}]},
+         "must come before quantization"),
         ({"steps": [{"export-onnx": {}}, {"quantize-dynamic-int8": {"backend": "torch"}}]}, "must come before"),
     ],
 )

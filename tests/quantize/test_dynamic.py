@@ -21,16 +21,20 @@ def sqnr(ref: np.ndarray, got: np.ndarray) -> float:
     return float(10 * np.log10((ref**2).sum() / ((ref - got) ** 2).sum()))
 
 
-def _onnx_int8(path, tmp_path, cfg=QuantizeDynamicInt8Config(), fuse=True):
+def _onnx_int8(path, tmp_path, cfg=QuantizeDynamicInt8Config(), fuse=True, session_after=False):
     lm = load_model(path)
     ref = torch_predictor_from_loaded(lm, "fp32", [])
     export_onnx(lm, tmp_path / "e.onnx", ExportOnnxConfig(), ref.tokenize(TEXTS[:4]))
     src = tmp_path / "e.onnx"
     if fuse:
-        ort_optimize(src, tmp_path / "o.onnx", lm.model.config.to_dict(), OrtOptimizeConfig())
+        ort_optimize(src, tmp_path / "o.onnx", lm.model.config.to_dict(), OrtOptimizeConfig(mode="transformers"))
         src = tmp_path / "o.onnx"
     info = quantize_onnx_dynamic(src, tmp_path / "q.onnx", cfg)
-    q = OrtPredictor(tmp_path / "q.onnx", task=lm.task, tokenizer=lm.tokenizer, input_names=ref.input_names, name="q")
+    final = tmp_path / "q.onnx"
+    if session_after:
+        info["session"] = ort_optimize(final, tmp_path / "qs.onnx", lm.model.config.to_dict(), OrtOptimizeConfig())
+        final = tmp_path / "qs.onnx"
+    q = OrtPredictor(final, task=lm.task, tokenizer=lm.tokenizer, input_names=ref.input_names, name="q")
     batch = ref.tokenize(TEXTS)
     return ref.forward(batch), q.forward(batch), info
 
@@ -40,6 +44,14 @@ def test_onnx_int8_sqnr_floor(fixture, request, tmp_path):
     ref, got, info = _onnx_int8(request.getfixturevalue(fixture), tmp_path, fuse=fixture != "tiny_llama")
     assert sqnr(ref, got) >= 25.0
     assert info["quantized_ops"]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_llama"])
+def test_int8_then_session_optimize_fuses_int8_matmuls(fixture, request, tmp_path):
+    ref, got, info = _onnx_int8(request.getfixturevalue(fixture), tmp_path, fuse=False, session_after=True)
+    assert sqnr(ref, got) >= 25.0
+    assert info["session"]["fused"].get("DynamicQuantizeMatMul", 0) + info["session"]["fused"].get(
+        "MatMulIntegerToFloat", 0) >= 8
 
 
 def test_onnx_int8_quantizes_fused_attention_and_embeddings(tiny_bert, tmp_path):
