@@ -41,8 +41,12 @@ def build(tmp: Path) -> dict[str, Path]:
     export_onnx(lm, raw, ExportOnnxConfig(), sample)
     sess, tf = OrtOptimizeConfig(mode="session"), OrtOptimizeConfig(mode="transformers")
     q = QuantizeDynamicInt8Config()
-    out = {"fp32 session": tmp / "fs.onnx", "fp32 transformers": tmp / "ft.onnx",
-           "int8 session": tmp / "is.onnx", "int8 transformers": tmp / "it.onnx"}
+    out = {
+        "fp32 session": tmp / "fs.onnx",
+        "fp32 transformers": tmp / "ft.onnx",
+        "int8 session": tmp / "is.onnx",
+        "int8 transformers": tmp / "it.onnx",
+    }
     ort_optimize(raw, out["fp32 session"], cfg, sess)
     ort_optimize(raw, out["fp32 transformers"], cfg, tf)
     quantize_onnx_dynamic(raw, tmp / "q.onnx", q)
@@ -69,8 +73,11 @@ def main() -> None:
         print(f"{'graph':20s} " + " ".join(f"{'L=' + str(L):>18s}" for L in a.lengths))
         table: dict[str, list[str]] = {n: [] for n in sessions}
         for L in a.lengths:
-            x = {"input_ids": rng.integers(1000, 20000, (32, L)), "attention_mask": np.ones((32, L), np.int64),
-                 "token_type_ids": np.zeros((32, L), np.int64)}
+            x = {
+                "input_ids": rng.integers(1000, 20000, (32, L)),
+                "attention_mask": np.ones((32, L), np.int64),
+                "token_type_ids": np.zeros((32, L), np.int64),
+            }
             times: dict[str, list[float]] = {n: [] for n in sessions}
             for s in sessions.values():
                 s.run(None, x)

@@ -20,7 +20,15 @@ WORDS = (
 def _tokenizer(folder: Path):
     from transformers import BertTokenizerFast
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz.,!?"]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *WORDS,
+        *"abcdefghijklmnopqrstuvwxyz.,!?",
+    ]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tok = BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)
     tok.model_max_length = 128
@@ -30,8 +38,15 @@ def _tokenizer(folder: Path):
 def _bert_config(vocab_size: int, **kw):
     from transformers import BertConfig
 
-    return BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      intermediate_size=64, max_position_embeddings=128, **kw)
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        **kw,
+    )
 
 
 def _save(model, tok, folder: Path) -> Path:
@@ -60,8 +75,12 @@ def tiny_classifier(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-cls")
     tok, n = _tokenizer(folder)
     torch.manual_seed(1)
-    cfg = _bert_config(n, num_labels=2, id2label={0: "negative", 1: "positive"},
-                       label2id={"negative": 0, "positive": 1})
+    cfg = _bert_config(
+        n,
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
     return _save(BertForSequenceClassification(cfg).eval(), tok, folder)
 
 
@@ -73,32 +92,59 @@ def tiny_llama(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-llama")
     tok, n = _tokenizer(folder)
     torch.manual_seed(2)
-    cfg = LlamaConfig(vocab_size=n, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                      pad_token_id=0, bos_token_id=2, eos_token_id=3, tie_word_embeddings=False)
+    cfg = LlamaConfig(
+        vocab_size=n,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+        tie_word_embeddings=False,
+    )
     return _save(LlamaForCausalLM(cfg).eval(), tok, folder)
 
 
 @pytest.fixture()
 def sst_file(tmp_path) -> Path:
     p = tmp_path / "sst.tsv"
-    rows = ["the movie was great fun", "a terrible boring plot", "the best film", "the worst story",
-            "i love this movie", "i hate this film", "not very good", "very good and fun"]
+    rows = [
+        "the movie was great fun",
+        "a terrible boring plot",
+        "the best film",
+        "the worst story",
+        "i love this movie",
+        "i hate this film",
+        "not very good",
+        "very good and fun",
+    ]
     labels = [1, 0, 1, 0, 1, 0, 0, 1]
-    p.write_text("sentence\tlabel\n" + "".join(f"{r}\t{y}\n" for r, y in zip(rows, labels)))
+    p.write_text(
+        "sentence\tlabel\n" + "".join(f"{r}\t{y}\n" for r, y in zip(rows, labels, strict=True))
+    )
     return p
 
 
 @pytest.fixture()
 def sts_file(tmp_path) -> Path:
     p = tmp_path / "sts.tsv"
-    head = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
-    pairs = [("a man is playing a guitar", "a man plays the guitar", 4.8),
-             ("a cat sat on the mat", "a dog sat on the mat", 2.5),
-             ("the quick brown fox", "a lazy dog", 0.4),
-             ("a woman is playing piano", "a woman plays the piano", 4.6),
-             ("the dog jumps over the cat", "a movie about love", 0.1),
-             ("good movie", "great film", 3.9)]
-    body = "".join(f"{i}\tmain\tx\t2012\t{i}\tnone\tnone\t{a}\t{b}\t{s:.3f}\n" for i, (a, b, s) in enumerate(pairs))
+    head = (
+        "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    )
+    pairs = [
+        ("a man is playing a guitar", "a man plays the guitar", 4.8),
+        ("a cat sat on the mat", "a dog sat on the mat", 2.5),
+        ("the quick brown fox", "a lazy dog", 0.4),
+        ("a woman is playing piano", "a woman plays the piano", 4.6),
+        ("the dog jumps over the cat", "a movie about love", 0.1),
+        ("good movie", "great film", 3.9),
+    ]
+    body = "".join(
+        f"{i}\tmain\tx\t2012\t{i}\tnone\tnone\t{a}\t{b}\t{s:.3f}\n"
+        for i, (a, b, s) in enumerate(pairs)
+    )
     p.write_text(head + body)
     return p

@@ -1,7 +1,13 @@
 import pytest
 
 from nlpress.errors import NlpressError
-from nlpress.recipe import BUILTIN, ExportOnnxConfig, QuantizeDynamicInt8Config, load_recipe, recipe_from_dict
+from nlpress.recipe import (
+    BUILTIN,
+    ExportOnnxConfig,
+    QuantizeDynamicInt8Config,
+    load_recipe,
+    recipe_from_dict,
+)
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))
@@ -26,15 +32,29 @@ def test_defaults_are_per_channel_int8():
         ({"steps": [{"export-onnx": {"opsett": 17}}]}, "unknown key 'opsett'"),
         ({"steps": [{"export-onnx": {"opset": 3}}]}, "bad value 3 for 'opset'"),
         ({"steps": [{"export-onnx": {"atol": -1}}]}, "'atol'"),
-        ({"steps": [{"export-onnx": {}}, {"quantize-dynamic-int8": {"weight_type": "int3"}}]}, "'weight_type'"),
+        (
+            {"steps": [{"export-onnx": {}}, {"quantize-dynamic-int8": {"weight_type": "int3"}}]},
+            "'weight_type'",
+        ),
         ({"steps": []}, "non-empty list"),
         ({"steps": [{"export-onnx": {}}], "colour": "red"}, "unknown key 'colour'"),
         ({"version": 9, "steps": [{"export-onnx": {}}]}, "version 9"),
         ({"steps": [{"ort-optimize": {}}]}, "needs an export-onnx"),
         ({"steps": [{"quantize-dynamic-int8": {}}]}, "needs export-onnx"),
-        ({"steps": ["export-onnx", "quantize-dynamic-int8", {"ort-optimize": {"mode": "transformers"}}]},
-         "must come before quantization"),
-        ({"steps": [{"export-onnx": {}}, {"quantize-dynamic-int8": {"backend": "torch"}}]}, "must come before"),
+        (
+            {
+                "steps": [
+                    "export-onnx",
+                    "quantize-dynamic-int8",
+                    {"ort-optimize": {"mode": "transformers"}},
+                ]
+            },
+            "must come before quantization",
+        ),
+        (
+            {"steps": [{"export-onnx": {}}, {"quantize-dynamic-int8": {"backend": "torch"}}]},
+            "must come before",
+        ),
     ],
 )
 def test_bad_recipes_name_the_problem(data, needle):

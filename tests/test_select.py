@@ -3,7 +3,12 @@ import pytest
 from nlpress.errors import NlpressError
 from nlpress.select import match_names, select
 
-NAMES = ["encoder.layer.0.attention.q", "encoder.layer.0.ffn.up", "encoder.layer.1.ffn.up", "classifier"]
+NAMES = [
+    "encoder.layer.0.attention.q",
+    "encoder.layer.0.ffn.up",
+    "encoder.layer.1.ffn.up",
+    "classifier",
+]
 
 
 def test_exact_and_regex():

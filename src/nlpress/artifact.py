@@ -43,9 +43,13 @@ def read_meta(path: Path) -> dict:
     try:
         meta = json.loads((Path(path) / META).read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise NlpressError(f"{path}/{META} is unreadable ({e}); the artifact is damaged, rebuild it") from e
+        raise NlpressError(
+            f"{path}/{META} is unreadable ({e}); the artifact is damaged, rebuild it"
+        ) from e
     if meta.get("format_version") != FORMAT_VERSION:
-        raise NlpressError(f"{path} was written by an incompatible nlpress (format {meta.get('format_version')})")
+        raise NlpressError(
+            f"{path} was written by an incompatible nlpress (format {meta.get('format_version')})"
+        )
     return meta
 
 
@@ -53,13 +57,17 @@ def check_target(out: Path, force: bool) -> None:
     """Refuse, before any work, to write where it would lose something."""
     if not out.exists():
         if not out.parent.exists():
-            raise NlpressError(f"cannot write {out}: folder {out.parent} does not exist; create it first")
+            raise NlpressError(
+                f"cannot write {out}: folder {out.parent} does not exist; create it first"
+            )
         return
     if not out.is_dir():
         raise NlpressError(f"output {out} is a file; choose a folder with --out")
     if is_artifact(out):
         if not force:
-            raise NlpressError(f"{out} already holds an nlpress artifact; pass --force to replace it or choose another --out")
+            raise NlpressError(
+                f"{out} already holds an nlpress artifact; pass --force to replace it or choose another --out"
+            )
         return
     if any(out.iterdir()):
         raise NlpressError(f"{out} is not empty and not an nlpress artifact; choose another --out")
@@ -154,7 +162,9 @@ def atomic_artifact(out: Path, force: bool) -> Iterator[Path]:
             try:
                 tmp.mkdir()
             except OSError as e:
-                raise NlpressError(f"cannot write in {out.parent} ({e.strerror}); choose another --out") from e
+                raise NlpressError(
+                    f"cannot write in {out.parent} ({e.strerror}); choose another --out"
+                ) from e
             yield tmp
             with signals.held():
                 check_target(out, force)  # something may have appeared meanwhile

@@ -28,44 +28,66 @@ class _Parser(argparse.ArgumentParser):
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="TSV/CSV/JSONL/TXT file or a Hugging Face dataset name")
-    p.add_argument("--text-column", help="column holding the text (auto-detected for GLUE-style files)")
+    p.add_argument(
+        "--text-column", help="column holding the text (auto-detected for GLUE-style files)"
+    )
     p.add_argument("--text-pair-column", help="column holding the second text of a pair")
     p.add_argument("--label-column", help="column holding the label or score")
-    p.add_argument("--limit", type=int, default=2000, help="use at most this many rows (default 2000)")
+    p.add_argument(
+        "--limit", type=int, default=2000, help="use at most this many rows (default 2000)"
+    )
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=7, help="interleaved benchmark rounds (default 7)")
     p.add_argument("--batch-size", type=int, default=32, help="throughput batch size (default 32)")
     p.add_argument("--seq-len", type=int, help="pad to this length (default: from the data)")
-    p.add_argument("--threads", type=int, default=0, help="threads per model (default: physical cores)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="threads per model (default: physical cores)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nlpress", description="Make trained NLP models smaller and faster, with proof.")
+    parser = _Parser(
+        prog="nlpress", description="Make trained NLP models smaller and faster, with proof."
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the result")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("compress", help="compress a model with a recipe; writes an artifact with a report")
-    c.add_argument("--model", default="default", help="model folder, hub id, or 'default' (all-MiniLM-L6-v2)")
+    c = sub.add_parser(
+        "compress", help="compress a model with a recipe; writes an artifact with a report"
+    )
+    c.add_argument(
+        "--model", default="default", help="model folder, hub id, or 'default' (all-MiniLM-L6-v2)"
+    )
     c.add_argument("--task", choices=["text-classification", "sentence-embedding", "causal-lm"])
-    c.add_argument("--recipe", default="int8", help="built-in recipe name (int8, onnx, int8-torch) or a YAML file")
+    c.add_argument(
+        "--recipe",
+        default="int8",
+        help="built-in recipe name (int8, onnx, int8-torch) or a YAML file",
+    )
     c.add_argument("--out", default="out", help="artifact folder to write (default: out)")
     c.add_argument("--force", action="store_true", help="replace an existing artifact in --out")
     c.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    c.add_argument("--trust-remote-code", action="store_true", help="allow the model's own Python code")
+    c.add_argument(
+        "--trust-remote-code", action="store_true", help="allow the model's own Python code"
+    )
     c.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     _data_args(c)
     _bench_args(c)
 
-    e = sub.add_parser("eval", help="task metrics (and fidelity with --vs) of an artifact or a model")
+    e = sub.add_parser(
+        "eval", help="task metrics (and fidelity with --vs) of an artifact or a model"
+    )
     e.add_argument("model", help="artifact folder, model folder, hub id or 'default'")
     e.add_argument("--task", choices=["text-classification", "sentence-embedding", "causal-lm"])
     e.add_argument("--vs", help="reference model or artifact to measure fidelity against")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object")
     _data_args(e)
 
-    b = sub.add_parser("bench", help="latency, throughput, size and memory, optionally against another model")
+    b = sub.add_parser(
+        "bench", help="latency, throughput, size and memory, optionally against another model"
+    )
     b.add_argument("model", help="artifact folder, model folder, hub id or 'default'")
     b.add_argument("--vs", help="a second model or artifact, measured in the same interleaved run")
     b.add_argument("--task", choices=["text-classification", "sentence-embedding", "causal-lm"])
@@ -77,7 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _columns(a) -> dict:
-    return {"text_column": a.text_column, "text_pair_column": a.text_pair_column, "label_column": a.label_column}
+    return {
+        "text_column": a.text_column,
+        "text_pair_column": a.text_pair_column,
+        "label_column": a.label_column,
+    }
 
 
 def _bench_cfg(a):
@@ -87,7 +113,9 @@ def _bench_cfg(a):
         raise NlpressError("--rounds and --batch-size must be >= 1 and --seq-len >= 2")
     if a.threads < 0:
         raise NlpressError(f"--threads must be >= 0 (0: one per physical core), got {a.threads}")
-    return BenchConfig(batch_size=a.batch_size, seq_len=a.seq_len, rounds=a.rounds, progress=not a.json)
+    return BenchConfig(
+        batch_size=a.batch_size, seq_len=a.seq_len, rounds=a.rounds, progress=not a.json
+    )
 
 
 def cmd_compress(a) -> int:
@@ -95,13 +123,31 @@ def cmd_compress(a) -> int:
     from nlpress.report import format_table
 
     if a.threads:  # compress() has no threads argument yet: refuse rather than silently ignore
-        raise NlpressError("compress does not take --threads yet; benchmark the artifact with "
-                           "`nlpress bench OUT --vs MODEL --threads N`")
-    art = compress(a.model, a.task, a.data, a.recipe, a.out, force=a.force, limit=a.limit,
-                   bench=_bench_cfg(a), memory=not a.no_memory, progress=not a.json,
-                   trust_remote_code=a.trust_remote_code, **_columns(a))
+        raise NlpressError(
+            "compress does not take --threads yet; benchmark the artifact with "
+            "`nlpress bench OUT --vs MODEL --threads N`"
+        )
+    art = compress(
+        a.model,
+        a.task,
+        a.data,
+        a.recipe,
+        a.out,
+        force=a.force,
+        limit=a.limit,
+        bench=_bench_cfg(a),
+        memory=not a.no_memory,
+        progress=not a.json,
+        trust_remote_code=a.trust_remote_code,
+        **_columns(a),
+    )
     if a.json:
-        print(json.dumps({"artifact": str(art.path), **{k: v for k, v in art.metrics.items() if k != "env"}}, default=str))
+        print(
+            json.dumps(
+                {"artifact": str(art.path), **{k: v for k, v in art.metrics.items() if k != "env"}},
+                default=str,
+            )
+        )
     else:
         print(format_table(art.metrics))
         print(f"\nartifact: {art.path}/  (report: {art.path}/report.html)")
@@ -117,7 +163,11 @@ def cmd_eval(a) -> int:
     else:
         for section in ("quality", "fidelity"):
             for k, v in res.get(section, {}).items():
-                print(f"{section:9s} {k:16s} {v:.4f}" if isinstance(v, float) else f"{section:9s} {k:16s} {v}")
+                print(
+                    f"{section:9s} {k:16s} {v:.4f}"
+                    if isinstance(v, float)
+                    else f"{section:9s} {k:16s} {v}"
+                )
         print(f"data      {res['data']['source']} ({res['data']['n']} rows)")
     return 0
 
@@ -125,8 +175,17 @@ def cmd_eval(a) -> int:
 def cmd_bench(a) -> int:
     from nlpress.bench.api import bench
 
-    res = bench(a.model, vs=a.vs, data=a.data, task=a.task, cfg=_bench_cfg(a), threads=a.threads,
-                memory=not a.no_memory, limit=a.limit, **_columns(a))
+    res = bench(
+        a.model,
+        vs=a.vs,
+        data=a.data,
+        task=a.task,
+        cfg=_bench_cfg(a),
+        threads=a.threads,
+        memory=not a.no_memory,
+        limit=a.limit,
+        **_columns(a),
+    )
     if a.json:
         print(json.dumps(res, default=str))
     else:
@@ -164,8 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     except _UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING if args.quiet or getattr(args, "json", False) else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet or getattr(args, "json", False) else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     _quiet_libraries()
     try:
         return COMMANDS[args.command](args)

@@ -20,7 +20,13 @@ from typing import Any
 
 from nlpress.artifact import FORMAT_VERSION, META, atomic_artifact, check_target, write_json
 from nlpress.errors import NlpressError
-from nlpress.recipe import ExportOnnxConfig, OrtOptimizeConfig, QuantizeDynamicInt8Config, Recipe, load_recipe
+from nlpress.recipe import (
+    ExportOnnxConfig,
+    OrtOptimizeConfig,
+    QuantizeDynamicInt8Config,
+    Recipe,
+    load_recipe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,20 +115,31 @@ def _finalize_model(st: _State, recipe: Recipe) -> dict:
 
     lm = st.lm
     meta = {
-        "format_version": FORMAT_VERSION, "task": lm.task, "source_model": lm.name,
-        "input_names": model_input_names(lm.model, lm.tokenizer), "pooling": lm.pooling,
-        "normalize": lm.normalize, "id2label": lm.id2label,
-        "max_length": _max_len(lm.model.config, lm.tokenizer), "recipe": recipe.name,
+        "format_version": FORMAT_VERSION,
+        "task": lm.task,
+        "source_model": lm.name,
+        "input_names": model_input_names(lm.model, lm.tokenizer),
+        "pooling": lm.pooling,
+        "normalize": lm.normalize,
+        "id2label": lm.id2label,
+        "max_length": _max_len(lm.model.config, lm.tokenizer),
+        "recipe": recipe.name,
     }
     if st.onnx is not None:
         st.onnx.rename(st.tmp / "model.onnx")
         lm.model.config.save_pretrained(st.tmp)
-        meta.update(backend="onnxruntime", model_file="model.onnx", name=f"onnxruntime-{recipe.name}")
+        meta.update(
+            backend="onnxruntime", model_file="model.onnx", name=f"onnxruntime-{recipe.name}"
+        )
     elif st.torch_model is not None:
         save_dynamic_int8(st.torch_model, st.tmp)
-        meta.update(backend="pytorch", model_file="model.safetensors", name=f"pytorch-{recipe.name}")
+        meta.update(
+            backend="pytorch", model_file="model.safetensors", name=f"pytorch-{recipe.name}"
+        )
     else:
-        raise NlpressError(f"recipe {recipe.name!r} produced no model; add an export or quantize step")
+        raise NlpressError(
+            f"recipe {recipe.name!r} produced no model; add an export or quantize step"
+        )
     lm.tokenizer.save_pretrained(st.tmp)
     write_json(st.tmp / META, meta)
     return meta
@@ -153,7 +170,11 @@ def compress(
     check_target(out.absolute(), force)
     rcp = load_recipe(recipe)
     lm = load_model(model, task, trust_remote_code=trust_remote_code)
-    columns = {"text_column": text_column, "text_pair_column": text_pair_column, "label_column": label_column}
+    columns = {
+        "text_column": text_column,
+        "text_pair_column": text_pair_column,
+        "label_column": label_column,
+    }
     eval_data, bench_texts = _read_inputs(lm.task, data, columns, limit)
     weight_files = [f for f in lm.path.iterdir() if f.suffix in (".safetensors", ".bin")]
     baseline = torch_predictor_from_loaded(lm, "pytorch-fp32", weight_files)
@@ -166,15 +187,29 @@ def compress(
             t0 = time.perf_counter()
             log.info("step %s", name)
             info = HANDLERS[type(cfg)](st, cfg)
-            st.steps.append({"name": _step_name(cfg), "seconds": round(time.perf_counter() - t0, 2), "info": info})
-        meta = _finalize_model(st, rcp)
+            st.steps.append(
+                {
+                    "name": _step_name(cfg),
+                    "seconds": round(time.perf_counter() - t0, 2),
+                    "info": info,
+                }
+            )
+        _finalize_model(st, rcp)
         (tmp / "recipe.yaml").write_text(rcp.to_yaml())
         from nlpress.runtime import load
 
-        result = load(tmp)
-        metrics = _measure(baseline, result, lm, tmp, eval_data, bench_texts, bench, memory, progress)
+        # no busy-waiting ORT threads: they would steal the cores from the PyTorch baseline
+        # measured in the same process and flatter the ratio
+        result = load(tmp, spin=False)
+        metrics = _measure(
+            baseline, result, lm, tmp, eval_data, bench_texts, bench, memory, progress
+        )
         metrics.update(
-            version=1, task=lm.task, model=lm.name, recipe=rcp.name, steps=st.steps,
+            version=1,
+            task=lm.task,
+            model=lm.name,
+            recipe=rcp.name,
+            steps=st.steps,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             data={"source": str(data) if data else "builtin", "n": _n(eval_data)},
             seconds=round(time.perf_counter() - t_start, 1),
@@ -187,7 +222,6 @@ def compress(
         metrics["env"] = env
         write_json(tmp / "metrics.json", metrics)
         write_report(tmp, metrics)
-        del meta
     return Artifact(out, metrics)
 
 
@@ -209,41 +243,61 @@ def _progress(steps, enabled: bool):
     return tqdm(steps, desc="compress", unit="step")
 
 
-def _measure(baseline, result, lm, tmp: Path, eval_data, bench_texts, bench, memory: bool, progress: bool) -> dict:
+def _measure(
+    baseline, result, lm, tmp: Path, eval_data, bench_texts, bench, memory: bool, progress: bool
+) -> dict:
     """Quality, fidelity, speed and memory of the baseline and the result, side by side."""
     from nlpress.bench.harness import BenchConfig, benchmark, ratios
     from nlpress.evaluate.task_eval import fidelity, quality
 
     cfg = bench or BenchConfig(progress=progress)
     log.info("evaluating")
-    base_row: dict = {"name": baseline.name, "backend": baseline.backend, "quality": quality(baseline, eval_data)}
-    res_row: dict = {"name": result.name, "backend": result.backend, "quality": quality(result, eval_data)}
+    base_row: dict = {
+        "name": baseline.name,
+        "backend": baseline.backend,
+        "quality": quality(baseline, eval_data),
+    }
+    res_row: dict = {
+        "name": result.name,
+        "backend": result.backend,
+        "quality": quality(result, eval_data),
+    }
     res_row["fidelity"] = fidelity(baseline, result, eval_data)
     log.info("benchmarking")
     speed = benchmark({"baseline": baseline, "result": result}, bench_texts, cfg)
     base_row.update(speed["baseline"])
     res_row.update(speed["result"])
-    metrics: dict = {"baseline": base_row, "result": res_row,
-                     "bench": {"threads": speed["result"]["threads"], "rounds": cfg.rounds,
-                               "batch_size": cfg.batch_size, "seq_len": cfg.seq_len or "data"}}
-    metrics["ratios"] = _ratio_keys(ratios(speed, "baseline")["result"])
+    metrics: dict = {
+        "baseline": base_row,
+        "result": res_row,
+        "bench": {
+            "threads": speed["result"]["threads"],
+            "rounds": cfg.rounds,
+            "ort_spinning": False,
+            "batch_size": cfg.batch_size,
+            "seq_len": cfg.seq_len or "data",
+        },
+    }
+    metrics["ratios"] = ratios(speed, "baseline")["result"]
     if cfg.seq_len is None and lm.task != "causal-lm":
         import dataclasses
 
         fixed = dataclasses.replace(cfg, seq_len=128)
         extra = benchmark({"baseline": baseline, "result": result}, bench_texts, fixed)
-        metrics["extra_benchmarks"] = [{"seq_len": 128, **extra,
-                                         "ratios": _ratio_keys(ratios(extra, "baseline")["result"])}]
+        metrics["extra_benchmarks"] = [
+            {"seq_len": 128, **extra, "ratios": ratios(extra, "baseline")["result"]}
+        ]
     if memory:
         from nlpress.bench.memory import peak_memory_mb
 
         seq = int(speed["result"]["seq_len"])
         for row, path in ((base_row, lm.path), (res_row, tmp)):
-            mem = peak_memory_mb(str(path), cfg.batch_size, seq, [t if isinstance(t, str) else t[0] for t in bench_texts[:cfg.batch_size]])
+            mem = peak_memory_mb(
+                str(path),
+                cfg.batch_size,
+                seq,
+                [t if isinstance(t, str) else t[0] for t in bench_texts[: cfg.batch_size]],
+            )
             row["peak_memory_mb"] = mem["model_peak_mb"]
             row["peak_rss_mb"] = mem["peak_rss_mb"]
     return metrics
-
-
-def _ratio_keys(r: dict) -> dict:
-    return r

@@ -95,7 +95,11 @@ BUILTIN: dict[str, dict[str, Any]] = {
     },
     "onnx": {"steps": [{"export-onnx": {}}, {"ort-optimize": {}}]},
     "int8-fused-attention": {
-        "steps": [{"export-onnx": {}}, {"ort-optimize": {"mode": "transformers"}}, {"quantize-dynamic-int8": {}}],
+        "steps": [
+            {"export-onnx": {}},
+            {"ort-optimize": {"mode": "transformers"}},
+            {"quantize-dynamic-int8": {}},
+        ],
     },
     "int8-torch": {"steps": [{"quantize-dynamic-int8": {"backend": "torch"}}]},
 }
@@ -106,7 +110,9 @@ def _step_error(i: int, name: str, err: ValidationError) -> NlpressError:
     key = ".".join(str(p) for p in e["loc"]) or "?"
     if e["type"] == "extra_forbidden":
         allowed = ", ".join(STEP_CONFIGS[name].model_fields)
-        return NlpressError(f"recipe step {i} ({name}): unknown key {key!r}; allowed keys: {allowed}")
+        return NlpressError(
+            f"recipe step {i} ({name}): unknown key {key!r}; allowed keys: {allowed}"
+        )
     value = e.get("input")
     return NlpressError(f"recipe step {i} ({name}): bad value {value!r} for {key!r}: {e['msg']}")
 
@@ -118,11 +124,15 @@ def _parse_step(i: int, raw: Any) -> StepConfig:
         raise NlpressError(f"recipe step {i}: write each step as `- step-name: {{key: value}}`")
     ((name, params),) = raw.items()
     if name not in STEP_CONFIGS:
-        raise NlpressError(f"recipe step {i}: unknown step {name!r}; known steps: {', '.join(STEP_CONFIGS)}")
+        raise NlpressError(
+            f"recipe step {i}: unknown step {name!r}; known steps: {', '.join(STEP_CONFIGS)}"
+        )
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        raise NlpressError(f"recipe step {i} ({name}): parameters must be a mapping, got {params!r}")
+        raise NlpressError(
+            f"recipe step {i} ({name}): parameters must be a mapping, got {params!r}"
+        )
     try:
         return STEP_CONFIGS[name](**params)
     except ValidationError as err:
@@ -164,10 +174,14 @@ def recipe_from_dict(data: Any, name: str = "custom") -> Recipe:
         raise NlpressError("a recipe must be a mapping with a `steps:` list")
     unknown = set(data) - {"version", "name", "steps"}
     if unknown:
-        raise NlpressError(f"recipe: unknown key {sorted(unknown)[0]!r}; allowed keys: version, name, steps")
+        raise NlpressError(
+            f"recipe: unknown key {sorted(unknown)[0]!r}; allowed keys: version, name, steps"
+        )
     version = data.get("version", RECIPE_VERSION)
     if version != RECIPE_VERSION:
-        raise NlpressError(f"recipe: version {version!r} is not supported; this nlpress reads version {RECIPE_VERSION}")
+        raise NlpressError(
+            f"recipe: version {version!r} is not supported; this nlpress reads version {RECIPE_VERSION}"
+        )
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise NlpressError("recipe: `steps` must be a non-empty list")

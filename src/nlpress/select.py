@@ -18,7 +18,9 @@ def _matches(name: str, pattern: str) -> bool:
     return name == pattern
 
 
-def match_names(names: Iterable[str], patterns: Sequence[str], *, what: str = "ignore") -> list[str]:
+def match_names(
+    names: Iterable[str], patterns: Sequence[str], *, what: str = "ignore"
+) -> list[str]:
     """Names matched by any pattern; raises if a pattern matches none of ``names``."""
     names = list(names)
     for p in patterns:
@@ -28,7 +30,9 @@ def match_names(names: Iterable[str], patterns: Sequence[str], *, what: str = "i
             except re.error as e:
                 raise NlpressError(f"{what}: bad regular expression {p!r} ({e})") from e
         if not any(_matches(n, p) for n in names):
-            raise NlpressError(f"{what}: pattern {p!r} matches no layer; check the name (e.g. 're:.*attention.*')")
+            raise NlpressError(
+                f"{what}: pattern {p!r} matches no layer; check the name (e.g. 're:.*attention.*')"
+            )
     return [n for n in names if any(_matches(n, p) for p in patterns)]
 
 

@@ -10,12 +10,15 @@ from nlpress.runtime.predictor import OrtPredictor, torch_predictor_from_loaded
 TEXTS = ["the movie was great fun", "a cat sat on the mat and the dog sat too", "bad"]
 
 
-def _pair(path, tmp_path, task=None, cfg=ExportOnnxConfig()):
+def _pair(path, tmp_path, task=None, cfg=None):
+    cfg = cfg or ExportOnnxConfig()
     lm = load_model(path, task)
     ref = torch_predictor_from_loaded(lm, "torch", [])
     onnx_path = tmp_path / "m.onnx"
     info = export_onnx(lm, onnx_path, cfg, ref.tokenize(TEXTS))
-    new = OrtPredictor(onnx_path, task=lm.task, tokenizer=lm.tokenizer, input_names=ref.input_names, name="ort")
+    new = OrtPredictor(
+        onnx_path, task=lm.task, tokenizer=lm.tokenizer, input_names=ref.input_names, name="ort"
+    )
     return lm, ref, new, info
 
 
@@ -57,9 +60,17 @@ def test_validation_fails_loudly_when_outputs_differ(tiny_bert, tmp_path, monkey
 @pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_llama"])
 def test_session_optimize_fuses_and_keeps_outputs(fixture, request, tmp_path):
     lm, ref, _, _ = _pair(request.getfixturevalue(fixture), tmp_path)
-    info = ort_optimize(tmp_path / "m.onnx", tmp_path / "o.onnx", lm.model.config.to_dict(), OrtOptimizeConfig())
+    info = ort_optimize(
+        tmp_path / "m.onnx", tmp_path / "o.onnx", lm.model.config.to_dict(), OrtOptimizeConfig()
+    )
     assert info["mode"] == "session" and info["nodes_after"] < info["nodes_before"]
-    new = OrtPredictor(tmp_path / "o.onnx", task=lm.task, tokenizer=lm.tokenizer, input_names=ref.input_names, name="o")
+    new = OrtPredictor(
+        tmp_path / "o.onnx",
+        task=lm.task,
+        tokenizer=lm.tokenizer,
+        input_names=ref.input_names,
+        name="o",
+    )
     batch = ref.tokenize(TEXTS)
     np.testing.assert_allclose(new.forward(batch), ref.forward(batch), atol=1e-4)
 
@@ -70,7 +81,13 @@ def test_ort_optimize_fuses_attention_in_bert(tiny_bert, tmp_path):
     info = ort_optimize(tmp_path / "m.onnx", tmp_path / "o.onnx", lm.model.config.to_dict(), cfg)
     assert info["fused"].get("Attention") == 2
     assert info["fused"].get("SkipLayerNormalization")
-    new = OrtPredictor(tmp_path / "o.onnx", task=lm.task, tokenizer=lm.tokenizer, input_names=ref.input_names, name="o")
+    new = OrtPredictor(
+        tmp_path / "o.onnx",
+        task=lm.task,
+        tokenizer=lm.tokenizer,
+        input_names=ref.input_names,
+        name="o",
+    )
     batch = ref.tokenize(TEXTS)
     np.testing.assert_allclose(new.forward(batch), ref.forward(batch), atol=1e-4)
 

@@ -59,10 +59,14 @@ def test_sentence_transformers_pooling_is_read(tiny_bert, tmp_path):
     shutil.copytree(tiny_bert, dst)
     (dst / "1_Pooling").mkdir()
     (dst / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
-    (dst / "modules.json").write_text(json.dumps([
-        {"type": "sentence_transformers.models.Transformer", "path": ""},
-        {"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"},
-        {"type": "sentence_transformers.models.Normalize", "path": "2_Normalize"},
-    ]))
+    (dst / "modules.json").write_text(
+        json.dumps(
+            [
+                {"type": "sentence_transformers.models.Transformer", "path": ""},
+                {"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"},
+                {"type": "sentence_transformers.models.Normalize", "path": "2_Normalize"},
+            ]
+        )
+    )
     lm = load_model(dst)
     assert (lm.pooling, lm.normalize) == ("cls", True)

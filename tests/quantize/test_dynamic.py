@@ -13,7 +13,12 @@ from nlpress.quantize.torch_io import load_dynamic_int8, save_dynamic_int8
 from nlpress.recipe import ExportOnnxConfig, OrtOptimizeConfig, QuantizeDynamicInt8Config
 from nlpress.runtime.predictor import OrtPredictor, TorchPredictor, torch_predictor_from_loaded
 
-TEXTS = ["the movie was great fun", "a cat sat on the mat and the dog sat too", "bad", "i love this film"] * 4
+TEXTS = [
+    "the movie was great fun",
+    "a cat sat on the mat and the dog sat too",
+    "bad",
+    "i love this film",
+] * 4
 
 
 def sqnr(ref: np.ndarray, got: np.ndarray) -> float:
@@ -21,37 +26,54 @@ def sqnr(ref: np.ndarray, got: np.ndarray) -> float:
     return float(10 * np.log10((ref**2).sum() / ((ref - got) ** 2).sum()))
 
 
-def _onnx_int8(path, tmp_path, cfg=QuantizeDynamicInt8Config(), fuse=True, session_after=False):
+def _onnx_int8(path, tmp_path, cfg=None, fuse=True, session_after=False):
+    cfg = cfg or QuantizeDynamicInt8Config()
     lm = load_model(path)
     ref = torch_predictor_from_loaded(lm, "fp32", [])
     export_onnx(lm, tmp_path / "e.onnx", ExportOnnxConfig(), ref.tokenize(TEXTS[:4]))
     src = tmp_path / "e.onnx"
     if fuse:
-        ort_optimize(src, tmp_path / "o.onnx", lm.model.config.to_dict(), OrtOptimizeConfig(mode="transformers"))
+        ort_optimize(
+            src,
+            tmp_path / "o.onnx",
+            lm.model.config.to_dict(),
+            OrtOptimizeConfig(mode="transformers"),
+        )
         src = tmp_path / "o.onnx"
     info = quantize_onnx_dynamic(src, tmp_path / "q.onnx", cfg)
     final = tmp_path / "q.onnx"
     if session_after:
-        info["session"] = ort_optimize(final, tmp_path / "qs.onnx", lm.model.config.to_dict(), OrtOptimizeConfig())
+        info["session"] = ort_optimize(
+            final, tmp_path / "qs.onnx", lm.model.config.to_dict(), OrtOptimizeConfig()
+        )
         final = tmp_path / "qs.onnx"
-    q = OrtPredictor(final, task=lm.task, tokenizer=lm.tokenizer, input_names=ref.input_names, name="q")
+    q = OrtPredictor(
+        final, task=lm.task, tokenizer=lm.tokenizer, input_names=ref.input_names, name="q"
+    )
     batch = ref.tokenize(TEXTS)
     return ref.forward(batch), q.forward(batch), info
 
 
 @pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_classifier", "tiny_llama"])
 def test_onnx_int8_sqnr_floor(fixture, request, tmp_path):
-    ref, got, info = _onnx_int8(request.getfixturevalue(fixture), tmp_path, fuse=fixture != "tiny_llama")
+    ref, got, info = _onnx_int8(
+        request.getfixturevalue(fixture), tmp_path, fuse=fixture != "tiny_llama"
+    )
     assert sqnr(ref, got) >= 25.0
     assert info["quantized_ops"]
 
 
 @pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_llama"])
 def test_int8_then_session_optimize_fuses_int8_matmuls(fixture, request, tmp_path):
-    ref, got, info = _onnx_int8(request.getfixturevalue(fixture), tmp_path, fuse=False, session_after=True)
+    ref, got, info = _onnx_int8(
+        request.getfixturevalue(fixture), tmp_path, fuse=False, session_after=True
+    )
     assert sqnr(ref, got) >= 25.0
-    assert info["session"]["fused"].get("DynamicQuantizeMatMul", 0) + info["session"]["fused"].get(
-        "MatMulIntegerToFloat", 0) >= 8
+    assert (
+        info["session"]["fused"].get("DynamicQuantizeMatMul", 0)
+        + info["session"]["fused"].get("MatMulIntegerToFloat", 0)
+        >= 8
+    )
 
 
 def test_onnx_int8_quantizes_fused_attention_and_embeddings(tiny_bert, tmp_path):
@@ -63,7 +85,9 @@ def test_onnx_int8_quantizes_fused_attention_and_embeddings(tiny_bert, tmp_path)
 def test_per_channel_beats_per_tensor(tiny_bert, tmp_path):
     ref, pc, _ = _onnx_int8(tiny_bert, tmp_path / "a" if (tmp_path / "a").mkdir() is None else None)
     (tmp_path / "b").mkdir()
-    ref2, pt, _ = _onnx_int8(tiny_bert, tmp_path / "b", QuantizeDynamicInt8Config(per_channel=False))
+    ref2, pt, _ = _onnx_int8(
+        tiny_bert, tmp_path / "b", QuantizeDynamicInt8Config(per_channel=False)
+    )
     assert sqnr(ref, pc) > sqnr(ref2, pt)
 
 
@@ -82,8 +106,14 @@ def _torch_pred(model, lm):
     from nlpress.models.task_module import TaskModule, model_input_names
 
     names = model_input_names(lm.model, lm.tokenizer)
-    return TorchPredictor(TaskModule(model, lm.task, names), task=lm.task, tokenizer=lm.tokenizer,
-                          input_names=names, name="t", files=[])
+    return TorchPredictor(
+        TaskModule(model, lm.task, names),
+        task=lm.task,
+        tokenizer=lm.tokenizer,
+        input_names=names,
+        name="t",
+        files=[],
+    )
 
 
 def test_torch_backend_sqnr_and_safetensors_round_trip(tiny_classifier, tmp_path):
@@ -93,7 +123,9 @@ def test_torch_backend_sqnr_and_safetensors_round_trip(tiny_classifier, tmp_path
 
     qmodel = copy.deepcopy(lm.model)
     info = quantize_torch_dynamic(qmodel, QuantizeDynamicInt8Config(backend="torch"))
-    assert info["quantized_linear"] == sum(isinstance(m, torch.nn.Linear) for m in lm.model.modules())
+    assert info["quantized_linear"] == sum(
+        isinstance(m, torch.nn.Linear) for m in lm.model.modules()
+    )
     batch = ref.tokenize(TEXTS)
     got = _torch_pred(qmodel, lm).forward(batch)
     assert sqnr(ref.forward(batch), got) >= 25.0
@@ -111,7 +143,9 @@ def test_torch_backend_sqnr_and_safetensors_round_trip(tiny_classifier, tmp_path
 def test_torch_backend_rejects_uint8(tiny_bert):
     lm = load_model(tiny_bert)
     with pytest.raises(NlpressError, match="int8 only"):
-        quantize_torch_dynamic(lm.model, QuantizeDynamicInt8Config(backend="torch", weight_type="uint8"))
+        quantize_torch_dynamic(
+            lm.model, QuantizeDynamicInt8Config(backend="torch", weight_type="uint8")
+        )
 
 
 def test_model_without_linear_layers_is_an_error():

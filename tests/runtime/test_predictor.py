@@ -8,7 +8,12 @@ import torch
 import nlpress
 from nlpress.errors import NlpressError
 
-TEXTS = ["a", "the movie was great fun and the plot was good", "bad film", "i love this movie very much"]
+TEXTS = [
+    "a",
+    "the movie was great fun and the plot was good",
+    "bad film",
+    "i love this movie very much",
+]
 
 
 def test_import_nlpress_is_light():

@@ -24,9 +24,10 @@ def bench(
     from nlpress.runtime import load
 
     cfg = cfg or BenchConfig()
-    preds = {"model": load(model, threads=threads, task=task)}
+    spin = vs is None  # two models share the cores: idle ORT threads must not busy-wait
+    preds = {"model": load(model, threads=threads, task=task, spin=spin)}
     if vs is not None:
-        preds["vs"] = load(vs, threads=threads, task=preds["model"].task)
+        preds["vs"] = load(vs, threads=threads, task=preds["model"].task, spin=spin)
     t = preds["model"].task
     columns = {
         "text_column": text_column,
@@ -79,7 +80,10 @@ def format_bench(res: dict) -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
         for row in rows
     ]
     if "ratios" in res:

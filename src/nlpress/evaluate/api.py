@@ -33,11 +33,21 @@ def evaluate(
     from nlpress.runtime import load
 
     pred = load(model, task=task)
-    columns = {"text_column": text_column, "text_pair_column": text_pair_column, "label_column": label_column}
+    columns = {
+        "text_column": text_column,
+        "text_pair_column": text_pair_column,
+        "label_column": label_column,
+    }
     d = load_eval_data(pred.task, data, limit, columns)
-    res: dict = {"model": str(model), "task": pred.task, "backend": pred.backend,
-                 "data": {"source": str(data) if data else "builtin",
-                          "n": len(d) if not isinstance(d, str) else len(d.split())}}
+    res: dict = {
+        "model": str(model),
+        "task": pred.task,
+        "backend": pred.backend,
+        "data": {
+            "source": str(data) if data else "builtin",
+            "n": len(d) if not isinstance(d, str) else len(d.split()),
+        },
+    }
     res["quality"] = quality(pred, d)
     if vs is not None:
         ref = load(vs, task=pred.task)

@@ -32,8 +32,10 @@ def quality(pred, data) -> dict:
                 f"the data has label {int(labels.max())} but the model has {logits.shape[1]} classes; "
                 "check --label-column or the model"
             )
-        return {k: 100.0 * v if k in ("accuracy", "f1") else v
-                for k, v in metrics.classification_metrics(logits, labels).items()}
+        return {
+            k: 100.0 * v if k in ("accuracy", "f1") else v
+            for k, v in metrics.classification_metrics(logits, labels).items()
+        }
     if pred.task == "sentence-embedding":
         if data.pairs is None or data.scores is None:
             return {}

@@ -57,28 +57,45 @@ def export_onnx(
         with torch.inference_mode(False), torch.no_grad():
             if cfg.exporter == "torchscript":
                 torch.onnx.export(
-                    module, args, str(out_path), dynamo=False, opset_version=cfg.opset,
-                    input_names=names, output_names=[OUTPUT_NAMES[lm.task]],
-                    dynamic_axes=_dynamic_axes(lm.task, names), do_constant_folding=True,
+                    module,
+                    args,
+                    str(out_path),
+                    dynamo=False,
+                    opset_version=cfg.opset,
+                    input_names=names,
+                    output_names=[OUTPUT_NAMES[lm.task]],
+                    dynamic_axes=_dynamic_axes(lm.task, names),
+                    do_constant_folding=True,
                 )
             else:
                 dyn = torch.export.Dim("batch"), torch.export.Dim("sequence")
                 shapes = {n: {0: dyn[0], 1: dyn[1]} for n in names}
                 prog = torch.onnx.export(
-                    module, args, dynamo=True, opset_version=cfg.opset,
-                    input_names=names, output_names=[OUTPUT_NAMES[lm.task]], dynamic_shapes=shapes,
+                    module,
+                    args,
+                    dynamo=True,
+                    opset_version=cfg.opset,
+                    input_names=names,
+                    output_names=[OUTPUT_NAMES[lm.task]],
+                    dynamic_shapes=shapes,
                 )
                 prog.save(str(out_path), external_data=False)
     finally:
         if previous_attn and previous_attn != cfg.attn_implementation:
             model.set_attn_implementation(previous_attn)
-    info = {"exporter": cfg.exporter, "opset": cfg.opset, "seconds": round(time.perf_counter() - t0, 2)}
+    info = {
+        "exporter": cfg.exporter,
+        "opset": cfg.opset,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     if cfg.validate_export:
         info.update(validate_onnx(module, out_path, sample, names, cfg.atol))
     return info
 
 
-def validate_onnx(module, onnx_path: Path, sample: dict[str, np.ndarray], names, atol: float) -> dict:
+def validate_onnx(
+    module, onnx_path: Path, sample: dict[str, np.ndarray], names, atol: float
+) -> dict:
     """Run the graph in ONNX Runtime and compare with PyTorch; raise if they differ by > atol."""
     import onnxruntime as ort
 
@@ -87,7 +104,9 @@ def validate_onnx(module, onnx_path: Path, sample: dict[str, np.ndarray], names,
     with torch.no_grad():
         want = module(*(torch.from_numpy(sample[n]) for n in names)).float().numpy()
     if got.shape != want.shape:
-        raise ExportValidationError(f"exported ONNX output shape {got.shape} != PyTorch {want.shape}")
+        raise ExportValidationError(
+            f"exported ONNX output shape {got.shape} != PyTorch {want.shape}"
+        )
     diff = float(np.max(np.abs(got - want)))
     log.info("export validation: max |onnx - torch| = %.2e (atol %.0e)", diff, atol)
     if not np.isfinite(diff) or diff > atol:

@@ -28,8 +28,14 @@ log = logging.getLogger(__name__)
 
 # model_type in config.json -> onnxruntime.transformers optimizer's model_type
 FUSABLE = {
-    "bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "electra": "bert",
-    "distilbert": "bert", "mpnet": "bert", "camembert": "bert", "gpt2": "gpt2",
+    "bert": "bert",
+    "roberta": "bert",
+    "xlm-roberta": "bert",
+    "electra": "bert",
+    "distilbert": "bert",
+    "mpnet": "bert",
+    "camembert": "bert",
+    "gpt2": "gpt2",
 }
 
 
@@ -46,9 +52,21 @@ def ort_optimize(src: Path, dst: Path, config: dict, cfg: OrtOptimizeConfig) -> 
     return _transformers_optimize(src, dst, config, cfg)
 
 
-FUSED_OPS = ("SkipLayerNormalization", "LayerNormalization", "Gelu", "BiasGelu", "FastGelu", "FusedMatMul",
-             "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "Attention", "QAttention",
-             "EmbedLayerNormalization", "QEmbedLayerNormalization", "MultiHeadAttention")
+FUSED_OPS = (
+    "SkipLayerNormalization",
+    "LayerNormalization",
+    "Gelu",
+    "BiasGelu",
+    "FastGelu",
+    "FusedMatMul",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+    "Attention",
+    "QAttention",
+    "EmbedLayerNormalization",
+    "QEmbedLayerNormalization",
+    "MultiHeadAttention",
+)
 
 
 def _session_optimize(src: Path, dst: Path, cfg: OrtOptimizeConfig) -> dict:
@@ -64,8 +82,13 @@ def _session_optimize(src: Path, dst: Path, cfg: OrtOptimizeConfig) -> dict:
     ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
     after = op_counts(dst)
     fused = {k: v for k, v in after.items() if k in FUSED_OPS and v > before.get(k, 0)}
-    return {"mode": "session", "level": cfg.level, "fused": fused,
-            "nodes_before": sum(before.values()), "nodes_after": sum(after.values())}
+    return {
+        "mode": "session",
+        "level": cfg.level,
+        "fused": fused,
+        "nodes_before": sum(before.values()),
+        "nodes_after": sum(after.values()),
+    }
 
 
 def _transformers_optimize(src: Path, dst: Path, config: dict, cfg: OrtOptimizeConfig) -> dict:
@@ -78,8 +101,12 @@ def _transformers_optimize(src: Path, dst: Path, config: dict, cfg: OrtOptimizeC
 
         shutil.copyfile(src, dst)
         log.info("no transformer fusion for model type %r; graph kept as exported", model_type)
-        return {"mode": "transformers", "fused": {}, "model_type": model_type,
-                "note": "no fusion for this model type"}
+        return {
+            "mode": "transformers",
+            "fused": {},
+            "model_type": model_type,
+            "note": "no fusion for this model type",
+        }
     heads = int(config.get("num_attention_heads") or config.get("n_head") or 0)
     hidden = int(config.get("hidden_size") or config.get("dim") or config.get("n_embd") or 0)
     opt = optimizer.optimize_model(

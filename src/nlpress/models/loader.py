@@ -170,7 +170,10 @@ def load_model(
         "sentence-embedding": transformers.AutoModel,
         "causal-lm": transformers.AutoModelForCausalLM,
     }[task]
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": dtype or torch.float32}
+    kwargs: dict[str, Any] = {
+        "trust_remote_code": trust_remote_code,
+        "dtype": dtype or torch.float32,
+    }
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
@@ -182,7 +185,9 @@ def load_model(
             "the weights file may be corrupt or not match config.json: re-download or re-save it"
         ) from e
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            path, trust_remote_code=trust_remote_code
+        )
     except (OSError, ValueError) as e:
         raise NlpressError(
             f"could not load a tokenizer from {str(path)!r} ({e}); save the tokenizer beside the model"
@@ -190,7 +195,9 @@ def load_model(
     if task == "causal-lm" and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
-    pooling, normalize = sentence_transformers_pooling(path) if task == "sentence-embedding" else ("mean", False)
+    pooling, normalize = (
+        sentence_transformers_pooling(path) if task == "sentence-embedding" else ("mean", False)
+    )
     id2label = {int(k): str(v) for k, v in (getattr(model.config, "id2label", None) or {}).items()}
     name = "all-MiniLM-L6-v2 (default)" if str(spec) == "default" else str(spec)
     return LoadedModel(model, tokenizer, task, path, name, pooling, normalize, id2label)

@@ -56,18 +56,26 @@ def quantize_onnx_dynamic(src: Path, dst: Path, cfg: QuantizeDynamicInt8Config) 
 
 
 def _is_int8_op(op_type: str) -> bool:
-    return op_type in ("MatMulInteger", "DynamicQuantizeMatMul") or (op_type.startswith("Q") and op_type[1].isupper())
+    return op_type in ("MatMulInteger", "DynamicQuantizeMatMul") or (
+        op_type.startswith("Q") and op_type[1].isupper()
+    )
 
 
 def quantize_torch_dynamic(model, cfg: QuantizeDynamicInt8Config) -> dict:
     """Replace every selected ``nn.Linear`` in place by a dynamic int8 linear."""
     import torch
-    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+    from torch.ao.quantization import (
+        default_dynamic_qconfig,
+        per_channel_dynamic_qconfig,
+        quantize_dynamic,
+    )
 
     from nlpress.errors import NlpressError
 
     if cfg.weight_type != "int8":
-        raise NlpressError("quantize-dynamic-int8 with backend torch supports weight_type: int8 only")
+        raise NlpressError(
+            "quantize-dynamic-int8 with backend torch supports weight_type: int8 only"
+        )
     linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
     if not linear:
         raise NlpressError("quantize-dynamic-int8: the model has no linear layer to quantize")

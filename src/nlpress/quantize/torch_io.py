@@ -30,7 +30,9 @@ def save_dynamic_int8(model: torch.nn.Module, folder: Path) -> None:
             tensors[f"{name}.qweight"] = w.int_repr().contiguous()
             if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
                 tensors[f"{name}.scales"] = w.q_per_channel_scales().float().contiguous()
-                tensors[f"{name}.zero_points"] = w.q_per_channel_zero_points().to(torch.int64).contiguous()
+                tensors[f"{name}.zero_points"] = (
+                    w.q_per_channel_zero_points().to(torch.int64).contiguous()
+                )
             else:
                 tensors[f"{name}.scales"] = torch.tensor([w.q_scale()], dtype=torch.float32)
                 tensors[f"{name}.zero_points"] = torch.tensor([w.q_zero_point()], dtype=torch.int64)
@@ -41,7 +43,11 @@ def save_dynamic_int8(model: torch.nn.Module, folder: Path) -> None:
     for name, t in model.state_dict().items():  # persistent float state only
         if isinstance(t, torch.Tensor) and not any(name.startswith(q + ".") for q in quantized):
             tensors[name] = t.detach().clone().contiguous()  # clone: tied weights share memory
-    save_file(tensors, str(folder / WEIGHTS), metadata={"format": FORMAT, "quantized": json.dumps(quantized)})
+    save_file(
+        tensors,
+        str(folder / WEIGHTS),
+        metadata={"format": FORMAT, "quantized": json.dumps(quantized)},
+    )
     model.config.save_pretrained(folder)
 
 
@@ -68,7 +74,9 @@ def load_dynamic_int8(folder: Path, auto_cls) -> torch.nn.Module:
     missing, unexpected = model.load_state_dict(rest, strict=False)  # float parts first
     missing = [k for k in missing if not any(k.startswith(q + ".") for q in quantized)]
     if missing or unexpected:
-        raise NlpressError(f"{path} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise NlpressError(
+            f"{path} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     for name in quantized:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

@@ -11,31 +11,41 @@ from nlpress.runtime.predictor import OrtPredictor, Predictions, Predictor, Torc
 __all__ = ["OrtPredictor", "Predictions", "Predictor", "TorchPredictor", "load"]
 
 
-def load(path: str | os.PathLike, *, threads: int = 0, task: str | None = None) -> Predictor:
-    """Load an nlpress artifact, or a Hugging Face model (folder, hub id or ``default``) in PyTorch fp32."""
+def load(
+    path: str | os.PathLike, *, threads: int = 0, task: str | None = None, spin: bool = True
+) -> Predictor:
+    """Load an nlpress artifact, or a Hugging Face model (folder, hub id or ``default``) in PyTorch fp32.
+
+    ``spin=False`` keeps idle ONNX Runtime threads from busy-waiting (see :class:`OrtPredictor`).
+    """
     from nlpress.models.loader import load_model
     from nlpress.runtime.predictor import torch_predictor_from_loaded
 
     p = Path(path)
     if p.is_dir() and is_artifact(p):
-        return _load_artifact(p, threads)
+        return _load_artifact(p, threads, spin)
     lm = load_model(path, task)
     files = [f for f in lm.path.iterdir() if f.suffix in (".safetensors", ".bin")]
     return torch_predictor_from_loaded(lm, "pytorch-fp32", files, threads)
 
 
-def _load_artifact(p: Path, threads: int) -> Predictor:
+def _load_artifact(p: Path, threads: int, spin: bool = True) -> Predictor:
     from transformers import AutoTokenizer
 
     meta = read_meta(p)
     tok = AutoTokenizer.from_pretrained(p)
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
-    common = dict(task=meta["task"], tokenizer=tok, input_names=meta["input_names"], name=meta["name"],
-                  id2label={int(k): v for k, v in meta.get("id2label", {}).items()},
-                  max_length=meta.get("max_length", 512))
+    common = dict(
+        task=meta["task"],
+        tokenizer=tok,
+        input_names=meta["input_names"],
+        name=meta["name"],
+        id2label={int(k): v for k, v in meta.get("id2label", {}).items()},
+        max_length=meta.get("max_length", 512),
+    )
     if meta["backend"] == "onnxruntime":
-        return OrtPredictor(p / meta["model_file"], threads=threads, **common)
+        return OrtPredictor(p / meta["model_file"], threads=threads, spin=spin, **common)
     from nlpress.models.task_module import TaskModule
     from nlpress.quantize.torch_io import load_dynamic_int8
 
@@ -44,8 +54,13 @@ def _load_artifact(p: Path, threads: int) -> Predictor:
 
         torch.set_num_threads(threads)
     model = load_dynamic_int8(p, _auto_class(meta["task"]))
-    module = TaskModule(model, meta["task"], meta["input_names"], meta.get("pooling", "mean"),
-                        meta.get("normalize", False))
+    module = TaskModule(
+        model,
+        meta["task"],
+        meta["input_names"],
+        meta.get("pooling", "mean"),
+        meta.get("normalize", False),
+    )
     return TorchPredictor(module, files=[p / meta["model_file"]], threads=threads, **common)
 
 

@@ -41,18 +41,44 @@ class Predictor:
 
     backend = "?"
 
-    def __init__(self, *, task: str, tokenizer, input_names: list[str], name: str, files: list[Path],
-                 id2label: dict[int, str] | None = None, max_length: int = 512, threads: int = 0):
+    def __init__(
+        self,
+        *,
+        task: str,
+        tokenizer,
+        input_names: list[str],
+        name: str,
+        files: list[Path],
+        id2label: dict[int, str] | None = None,
+        max_length: int = 512,
+        threads: int = 0,
+    ):
         self.task, self.tokenizer, self.input_names, self.name = task, tokenizer, input_names, name
-        self.files, self.id2label, self.max_length, self.threads = files, id2label or {}, max_length, threads
+        self.files, self.id2label, self.max_length, self.threads = (
+            files,
+            id2label or {},
+            max_length,
+            threads,
+        )
 
     # -- the two calls the harness and evaluator use -------------------------------------------
-    def tokenize(self, inputs: Sequence[TextInput], *, pad_to: int | None = None,
-                 max_length: int | None = None) -> dict[str, np.ndarray]:
+    def tokenize(
+        self,
+        inputs: Sequence[TextInput],
+        *,
+        pad_to: int | None = None,
+        max_length: int | None = None,
+    ) -> dict[str, np.ndarray]:
         texts, pairs = _split(inputs)
         limit = min(pad_to or max_length or self.max_length, self.max_length)
-        enc = self.tokenizer(texts, pairs, padding="max_length" if pad_to else "longest",
-                             truncation=True, max_length=limit, return_tensors="np")
+        enc = self.tokenizer(
+            texts,
+            pairs,
+            padding="max_length" if pad_to else "longest",
+            truncation=True,
+            max_length=limit,
+            return_tensors="np",
+        )
         return {n: np.asarray(enc[n], dtype=np.int64) for n in self.input_names if n in enc}
 
     def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -62,7 +88,9 @@ class Predictor:
         return sum(f.stat().st_size for f in self.files if f.is_file())
 
     # -- user-facing ----------------------------------------------------------------------------
-    def run(self, inputs: Sequence[TextInput], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def run(
+        self, inputs: Sequence[TextInput], batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
         """Forward every input, batched by length; outputs in input order."""
         if not len(inputs):
             raise NlpressError("no texts given; pass at least one text")
@@ -73,9 +101,13 @@ class Predictor:
         if progress:
             from tqdm.auto import tqdm
 
-            batches = tqdm(batches, total=-(-len(inputs) // batch_size), desc=f"{self.name}", leave=False)
+            batches = tqdm(
+                batches, total=-(-len(inputs) // batch_size), desc=f"{self.name}", leave=False
+            )
         for idx, batch in batches:
-            chunks.append((idx, self.forward({n: batch[n] for n in self.input_names if n in batch})))
+            chunks.append(
+                (idx, self.forward({n: batch[n] for n in self.input_names if n in batch}))
+            )
         return restore_order(chunks, len(inputs))
 
     def predict(self, texts: Sequence[TextInput], batch_size: int = 32) -> Predictions:
@@ -88,12 +120,22 @@ class Predictor:
         self._need("sentence-embedding", "encode")
         return self.run(texts, batch_size)
 
-    def perplexity(self, text: str, max_length: int | None = None, stride: int | None = None,
-                   progress: bool = False) -> float:
+    def perplexity(
+        self,
+        text: str,
+        max_length: int | None = None,
+        stride: int | None = None,
+        progress: bool = False,
+    ) -> float:
         return self.perplexity_details(text, max_length, stride, progress)["perplexity"]
 
-    def perplexity_details(self, text: str, max_length: int | None = None, stride: int | None = None,
-                           progress: bool = False) -> dict:
+    def perplexity_details(
+        self,
+        text: str,
+        max_length: int | None = None,
+        stride: int | None = None,
+        progress: bool = False,
+    ) -> dict:
         self._need("causal-lm", "perplexity")
         from nlpress.evaluate.metrics import perplexity
 
@@ -101,7 +143,9 @@ class Predictor:
         if ids.size < 2:
             raise NlpressError("perplexity needs a text of at least two tokens")
         window = min(max_length or self.max_length, self.max_length)
-        return perplexity(self.next_token_logits, ids, window, stride or window // 2, progress=progress)
+        return perplexity(
+            self.next_token_logits, ids, window, stride or window // 2, progress=progress
+        )
 
     def next_token_logits(self, ids: np.ndarray) -> np.ndarray:
         batch = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
@@ -121,10 +165,22 @@ def _split(inputs: Sequence[TextInput]) -> tuple[list[str], list[str] | None]:
 class OrtPredictor(Predictor):
     backend = "onnxruntime"
 
-    def __init__(self, onnx_path: Path, *, threads: int = 0, providers: list[str] | None = None, **kw):
+    def __init__(
+        self,
+        onnx_path: Path,
+        *,
+        threads: int = 0,
+        providers: list[str] | None = None,
+        spin: bool = True,
+        **kw,
+    ):
+        """``spin=False`` stops idle ONNX Runtime threads from busy-waiting; use it whenever
+        another model (e.g. a PyTorch baseline) shares the cores, or they slow each other down."""
         import onnxruntime as ort
 
         so = ort.SessionOptions()
+        if not spin:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         threads = threads or _physical_cores()
         so.intra_op_num_threads = threads
@@ -172,14 +228,24 @@ def _providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
 
 
-def torch_predictor_from_loaded(lm: Any, name: str, files: list[Path], threads: int = 0) -> TorchPredictor:
+def torch_predictor_from_loaded(
+    lm: Any, name: str, files: list[Path], threads: int = 0
+) -> TorchPredictor:
     from nlpress.models.task_module import TaskModule, model_input_names
 
     names = model_input_names(lm.model, lm.tokenizer)
     module = TaskModule(lm.model, lm.task, names, lm.pooling, lm.normalize)
-    return TorchPredictor(module, task=lm.task, tokenizer=lm.tokenizer, input_names=names, name=name,
-                          files=files, id2label=lm.id2label, max_length=_max_len(lm.model.config, lm.tokenizer),
-                          threads=threads)
+    return TorchPredictor(
+        module,
+        task=lm.task,
+        tokenizer=lm.tokenizer,
+        input_names=names,
+        name=name,
+        files=files,
+        id2label=lm.id2label,
+        max_length=_max_len(lm.model.config, lm.tokenizer),
+        threads=threads,
+    )
 
 
 def _max_len(config, tokenizer) -> int:
