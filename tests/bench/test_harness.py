@@ -122,8 +122,8 @@ def test_benchmark_numbers_from_fake_clock(clock: FakeClock) -> None:
         1,
     )
     assert base["latency_samples"] == 3 * 4  # every batch-1 sample of every round is kept
-    # throughput batch: first batch_size texts, cycled
-    assert preds["base"].tokenized[-1] == texts + texts[:2]
+    # throughput batches: fewer texts than needed, so they are cycled; 4 batches of 5 per round
+    assert preds["base"].tokenized[-1] == (texts * 7)[15:20]
     # latency calls are batch 1 and cycle through the texts (batch id = text index here)
     latency_ids = [i for name, rows, i in log if name == "base" and rows == 1]
     assert latency_ids == [i % 3 for i in range((3 + 1) * 4)]
@@ -188,3 +188,21 @@ def test_benchmark_real_clock_smoke() -> None:
     assert (
         res["m"]["throughput"] > 0 and res["m"]["latency_p95_ms"] >= res["m"]["latency_p50_ms"] > 0
     )
+
+
+def test_spread_samples_evenly_in_data_order() -> None:
+    from nlpress.bench.harness import spread
+
+    texts = [f"t{i}" for i in range(100)]
+    assert spread(texts, 5) == ["t0", "t25", "t50", "t74", "t99"]
+    assert spread(texts[:3], 5) == ["t0", "t1", "t2", "t0", "t1"]
+
+
+def test_throughput_counts_every_batch(clock: FakeClock) -> None:
+    preds = _predictors(clock, [])
+    texts = [f"w{i}" for i in range(64)]
+    cfg = BenchConfig(
+        batch_size=4, rounds=3, warmup=0, latency_samples=1, throughput_batches=3, progress=False
+    )
+    res = benchmark(preds, texts, cfg)
+    assert res["base"]["throughput"] == pytest.approx(100.0)  # 12 sequences in 0.12 s per round

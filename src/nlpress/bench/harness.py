@@ -57,10 +57,13 @@ class BenchConfig:
     rounds: int = 7  # interleaved rounds; odd so the median is a real sample
     warmup: int = 1  # untimed runs per task first (allocator, thread pools, ORT arena)
     latency_samples: int = 20  # batch-1 calls per predictor per round, each one kept
+    # throughput batches per round, drawn evenly across the data so the padded lengths follow
+    # the data's length distribution rather than its first rows
+    throughput_batches: int = 4
     progress: bool = True  # tqdm bar over rounds on stderr
 
     def __post_init__(self) -> None:
-        for field in ("batch_size", "rounds", "latency_samples"):
+        for field in ("batch_size", "rounds", "latency_samples", "throughput_batches"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
                 raise NlpressError(f"bench {field} must be a positive integer, got {value!r}")
@@ -166,25 +169,44 @@ def _latency_task(
     return task
 
 
+def spread(texts: Sequence[TextInput], n: int) -> list[TextInput]:
+    """``n`` texts evenly spaced over ``texts`` (cycled when there are fewer), in data order."""
+    if len(texts) >= n:
+        return [texts[int(i)] for i in np.linspace(0, len(texts) - 1, n).round()]
+    return _cycled(texts, n)
+
+
 def _tasks_for(
     predictor: Predictor, texts: Sequence[TextInput], cfg: BenchConfig
 ) -> tuple[Callable[[], list[float]], Callable[[], list[float]], int]:
-    """Tokenize once (untimed) and return (latency task, throughput task, padded length)."""
+    """Tokenize once (untimed) and return (latency task, throughput task, padded length).
+
+    Throughput batches are consecutive chunks of an evenly spaced sample of the data, each padded
+    to its own longest text (not sorted by length: a conservative, realistic amount of padding).
+    """
     n_latency = min(len(texts), cfg.latency_samples * (cfg.rounds + cfg.warmup))
     max_length = cfg.seq_len or 512  # a fixed seq_len also truncates, so shapes are exact
     singles = [
         predictor.tokenize([t], pad_to=cfg.seq_len, max_length=max_length)
-        for t in texts[:n_latency]
+        for t in spread(texts, n_latency)
     ]
-    batch = predictor.tokenize(
-        _cycled(texts, cfg.batch_size), pad_to=cfg.seq_len, max_length=max_length
-    )
-    seq_len = int(batch["input_ids"].shape[1])
-    return (
-        _latency_task(predictor, singles, cfg.latency_samples),
-        _timed(lambda: predictor.forward(batch)),
-        seq_len,
-    )
+    n_batches = 1 if cfg.seq_len else cfg.throughput_batches  # fixed length: one shape suffices
+    pool = spread(texts, cfg.batch_size * n_batches)
+    batches = [
+        predictor.tokenize(
+            pool[i * cfg.batch_size : (i + 1) * cfg.batch_size],
+            pad_to=cfg.seq_len,
+            max_length=max_length,
+        )
+        for i in range(n_batches)
+    ]
+    seq_len = round(float(np.mean([b["input_ids"].shape[1] for b in batches])))
+
+    def run_batches() -> None:
+        for b in batches:
+            predictor.forward(b)
+
+    return _latency_task(predictor, singles, cfg.latency_samples), _timed(run_batches), seq_len
 
 
 def benchmark(
@@ -194,9 +216,10 @@ def benchmark(
 
     Latency: batch-1 forward passes, one text per call, cycling through ``texts``;
     ``cfg.latency_samples`` calls per predictor per round, all kept, reported as p50/p95 in ms.
-    Throughput: one forward pass over the first ``cfg.batch_size`` texts (cycled if fewer), padded
-    to the longest text or to ``cfg.seq_len``, once per round, reported as the median in
-    sequences/s with ``throughput_spread`` = IQR / median of the per-call times.
+    Throughput: ``cfg.throughput_batches`` forward passes of ``cfg.batch_size`` texts drawn evenly
+    across the data (one batch when ``cfg.seq_len`` fixes the shape), each padded to its longest
+    text or to ``cfg.seq_len``, once per round; reported as the median in sequences/s with
+    ``throughput_spread`` = IQR / median of the per-round times. ``seq_len`` is the mean padded length.
     """
     if not predictors:
         raise NlpressError("benchmark needs at least one predictor")
@@ -217,6 +240,7 @@ def benchmark(
     )
     samples = _run_rounds(tasks, cfg.rounds, cfg.warmup, cfg.progress, "bench")
     results = {}
+    n_seq = cfg.batch_size * (1 if cfg.seq_len else cfg.throughput_batches)
     for name, predictor in predictors.items():
         lat = summarize(samples[(name, "latency")])
         tput = summarize(samples[(name, "throughput")])
@@ -225,7 +249,7 @@ def benchmark(
             "backend": getattr(predictor, "backend", None),
             "latency_p50_ms": lat["median"] * 1e3,
             "latency_p95_ms": lat["p95"] * 1e3,
-            "throughput": cfg.batch_size / tput["median"],
+            "throughput": n_seq / tput["median"],
             "throughput_spread": tput["iqr"] / tput["median"],
             "size_bytes": int(predictor.size_bytes()),
             "threads": getattr(predictor, "threads", None),
