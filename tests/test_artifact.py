@@ -220,6 +220,22 @@ def test_signal_inside_the_block_unwinds_and_cleans_up(tmp_path, sig):
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers
 
 
+def test_swallowed_interrupt_still_calls_off_the_swap(tmp_path):
+    """A KeyboardInterrupt that some library caught (or printed from a finalizer) still counts."""
+    out = make_artifact(tmp_path / "out")
+    before = snapshot(out)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_artifact(out, force=True) as tmp:
+            (tmp / META).write_text("{}")
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(1000):
+                    pass
+            except KeyboardInterrupt:
+                pass  # swallowed
+    assert snapshot(out) == before and not leftovers(out)
+
+
 def test_signal_during_the_swap_does_not_half_replace(tmp_path, monkeypatch):
     out = make_artifact(tmp_path / "out")
     real_replace = artifact._replace

@@ -112,18 +112,22 @@ class _Interrupts:
 
     ``kill`` (SIGTERM) would otherwise end the process without unwinding, leaving the temporary
     folder behind. Inside :meth:`held` (the final swap, the cleanup) a signal is noted and
-    ignored, so that the folder on disk is never half-replaced or half-deleted. A signal the
-    process was started to ignore (``nohup``) stays ignored.
+    ignored, so that the folder on disk is never half-replaced or half-deleted. ``received``
+    remembers a signal even if some library swallowed its ``KeyboardInterrupt`` (one raised in a
+    finalizer is only printed), so the swap can still be called off. A signal the process was
+    started to ignore (``nohup``) stays ignored.
     """
 
     def __init__(self) -> None:
         self.holding = False
+        self.received: int | None = None
         self.old: dict[int, Any] = {}
 
     def _handler(self, signum, frame) -> None:
         if self.holding:
             log.warning("signal %d ignored while the artifact folder is being swapped", signum)
             return
+        self.received = signum
         raise KeyboardInterrupt(f"signal {signum}")
 
     def __enter__(self) -> _Interrupts:
@@ -167,6 +171,8 @@ def atomic_artifact(out: Path, force: bool) -> Iterator[Path]:
                 ) from e
             yield tmp
             with signals.held():
+                if signals.received is not None:  # interrupted, but the exception was swallowed
+                    raise KeyboardInterrupt(f"signal {signals.received}")
                 check_target(out, force)  # something may have appeared meanwhile
                 _replace(tmp, out)
         except BaseException:

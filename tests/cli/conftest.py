@@ -34,47 +34,25 @@ class Result:
         return data
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Run torch single-threaded in these tests.
-
-    ONNX Runtime's intra-op threads spin after each call; on a 2-core machine they starve a
-    2-thread torch forward, which then takes ~200 ms instead of ~1 ms (a bug reported in
-    src/nlpress/runtime/predictor.py). One torch thread keeps the in-process runs at ~1 s each.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def built_artifact(tiny_bert, tmp_path_factory) -> Path:
     """A real int8 artifact of the tiny BERT, built once; tests that change it use a copy."""
-    import torch
-
     import nlpress
     from nlpress.bench.harness import BenchConfig
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # see _one_torch_thread
-    try:
-        out = tmp_path_factory.mktemp("built") / "earlier"
-        nlpress.compress(
-            tiny_bert,
-            "sentence-embedding",
-            None,
-            "int8",
-            out,
-            limit=8,
-            bench=BenchConfig(rounds=1, seq_len=16, progress=False),
-            memory=False,
-            progress=False,
-        )
-    finally:
-        torch.set_num_threads(before)
+    out = tmp_path_factory.mktemp("built") / "earlier"
+    bench = BenchConfig(rounds=1, seq_len=16, progress=False)
+    nlpress.compress(
+        tiny_bert,
+        "sentence-embedding",
+        None,
+        "int8",
+        out,
+        limit=8,
+        bench=bench,
+        memory=False,
+        progress=False,
+    )
     return out
 
 
@@ -101,8 +79,7 @@ def cli(capsys):
 
 
 def _subprocess_env() -> dict[str, str]:
-    # OMP_NUM_THREADS=1: the same reason as _one_torch_thread above.
-    return dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    return dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
 
 
 def _nlpress_command(*args) -> list[str]:

@@ -35,55 +35,33 @@ def inputs(tmp_path, tiny_classifier, tiny_llama, sst_file, lm_text) -> SimpleNa
     return SimpleNamespace(dir=d, cls=tiny_classifier, llama=tiny_llama, sst=sst_file, txt=lm_text)
 
 
-# Each case: the compress arguments (without --out/--force) and a word the message must hold.
+# Each case: the compress arguments (without --out/--force), filled from `inputs`, and a word
+# the message must hold.
 CASES = {
-    "model-missing": (
-        lambda i: ["--model", i.dir / "no-such-model", "--data", i.sst],
-        "does not exist",
-    ),
-    "not-a-model": (
-        lambda i: ["--model", i.dir / "not-a-model", "--data", i.sst],
-        "not a model folder",
-    ),
-    "corrupt-weights": (lambda i: ["--model", i.dir / "corrupt-model", "--data", i.sst], "corrupt"),
-    "data-missing": (lambda i: ["--model", i.cls, "--data", i.dir / "missing.tsv"], "not found"),
-    "data-empty": (lambda i: ["--model", i.cls, "--data", i.dir / "empty.tsv"], "empty"),
-    "text-empty": (lambda i: ["--model", i.llama, "--data", i.dir / "empty.txt"], "empty"),
-    "data-header-only": (
-        lambda i: ["--model", i.cls, "--data", i.dir / "header-only.tsv"],
-        "only a header",
-    ),
-    "column-missing": (
-        lambda i: ["--model", i.cls, "--data", i.sst, "--text-column", "nope"],
-        "nope",
-    ),
-    "recipe-unknown-step": (
-        lambda i: ["--model", i.cls, "--recipe", i.dir / "unknown-step.yaml"],
-        "export-onxx",
-    ),
-    "recipe-unknown-key": (
-        lambda i: ["--model", i.cls, "--recipe", i.dir / "unknown-key.yaml"],
-        "opsett",
-    ),
-    "recipe-out-of-range": (
-        lambda i: ["--model", i.cls, "--recipe", i.dir / "out-of-range.yaml"],
-        "99",
-    ),
-    "recipe-unknown-top-key": (
-        lambda i: ["--model", i.cls, "--recipe", i.dir / "unknown-top-key.yaml"],
-        "step",
-    ),
-    "recipe-bad-order": (
-        lambda i: ["--model", i.cls, "--recipe", i.dir / "bad-order.yaml"],
-        "export-onnx",
-    ),
-    "recipe-not-yaml": (lambda i: ["--model", i.cls, "--recipe", i.dir / "not-yaml.yaml"], "YAML"),
-    "recipe-unknown-name": (lambda i: ["--model", i.cls, "--recipe", "int9"], "int9"),
-    "bad-task": (lambda i: ["--model", i.cls, "--task", "translation"], "translation"),
-    "rounds-zero": (lambda i: ["--model", i.cls, "--rounds", "0"], "--rounds"),
-    "limit-zero": (lambda i: ["--model", i.cls, "--data", i.sst, "--limit", "0"], "limit"),
-    "threads-on-compress": (lambda i: ["--model", i.cls, "--threads", "2"], "--threads"),
+    "model-missing": ("--model {dir}/no-such-model --data {sst}", "does not exist"),
+    "not-a-model": ("--model {dir}/not-a-model --data {sst}", "not a model folder"),
+    "corrupt-weights": ("--model {dir}/corrupt-model --data {sst}", "corrupt"),
+    "data-missing": ("--model {cls} --data {dir}/missing.tsv", "not found"),
+    "data-empty": ("--model {cls} --data {dir}/empty.tsv", "empty"),
+    "text-empty": ("--model {llama} --data {dir}/empty.txt", "empty"),
+    "data-header-only": ("--model {cls} --data {dir}/header-only.tsv", "only a header"),
+    "column-missing": ("--model {cls} --data {sst} --text-column nope", "nope"),
+    "recipe-unknown-step": ("--model {cls} --recipe {dir}/unknown-step.yaml", "export-onxx"),
+    "recipe-unknown-key": ("--model {cls} --recipe {dir}/unknown-key.yaml", "opsett"),
+    "recipe-out-of-range": ("--model {cls} --recipe {dir}/out-of-range.yaml", "99"),
+    "recipe-unknown-top-key": ("--model {cls} --recipe {dir}/unknown-top-key.yaml", "step"),
+    "recipe-bad-order": ("--model {cls} --recipe {dir}/bad-order.yaml", "export-onnx"),
+    "recipe-not-yaml": ("--model {cls} --recipe {dir}/not-yaml.yaml", "YAML"),
+    "recipe-unknown-name": ("--model {cls} --recipe int9", "int9"),
+    "bad-task": ("--model {cls} --task translation", "translation"),
+    "rounds-zero": ("--model {cls} --rounds 0", "--rounds"),
+    "limit-zero": ("--model {cls} --data {sst} --limit 0", "limit"),
+    "threads-on-compress": ("--model {cls} --threads 2", "--threads"),
 }
+
+
+def case_args(case: str, inputs: SimpleNamespace) -> list[str]:
+    return CASES[case][0].format(**vars(inputs)).split()  # pytest's tmp paths have no spaces
 
 
 def assert_user_error(r, word: str | None = None) -> None:
@@ -97,10 +75,9 @@ def assert_user_error(r, word: str | None = None) -> None:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_creates_nothing(case, inputs, tmp_path, cli, fast, leftovers):
-    args, word = CASES[case]
     out = tmp_path / "new-out"
-    r = cli("compress", "--out", out, *fast, *args(inputs))  # the case's flags win
-    assert_user_error(r, word)
+    r = cli("compress", "--out", out, *fast, *case_args(case, inputs))  # the case's flags win
+    assert_user_error(r, CASES[case][1])
     assert not out.exists()
     assert not leftovers(out)
 
@@ -108,10 +85,9 @@ def test_bad_input_creates_nothing(case, inputs, tmp_path, cli, fast, leftovers)
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_keeps_earlier_artifact(case, inputs, earlier, cli, fast, snapshot, leftovers):
     """Even with --force, a run that fails leaves the earlier artifact byte for byte as it was."""
-    args, word = CASES[case]
     before = snapshot(earlier)
-    r = cli("compress", "--out", earlier, "--force", *fast, *args(inputs))
-    assert_user_error(r, word)
+    r = cli("compress", "--out", earlier, "--force", *fast, *case_args(case, inputs))
+    assert_user_error(r, CASES[case][1])
     assert snapshot(earlier) == before
     assert not leftovers(earlier)
 
@@ -196,7 +172,7 @@ def test_eval_and_bench_bad_inputs(earlier, tiny_classifier, sts_file, tmp_path,
 
 @pytest.mark.xfail(
     strict=True,
-    reason="runtime.load() ignores task= for an artifact (src/nlpress/runtime/__init__.py:21), "
+    reason="runtime.load() ignores task= for an artifact (src/nlpress/runtime/__init__.py:25-26), "
     "so `eval ARTIFACT --task OTHER` silently evaluates the artifact's own task",
 )
 def test_eval_task_that_contradicts_the_artifact(earlier, sts_file, cli):
@@ -208,7 +184,7 @@ def test_eval_task_that_contradicts_the_artifact(earlier, sts_file, cli):
 @pytest.mark.xfail(
     strict=True,
     reason="pipeline.compress() loads the model (slow for real models) before it reads the data "
-    "file (src/nlpress/pipeline.py:170-172), so a missing --data is reported only after the load",
+    "file (src/nlpress/pipeline.py:172-178), so a missing --data is reported only after the load",
 )
 def test_data_is_checked_before_the_model_is_loaded(inputs, tmp_path, cli, fast):
     r = cli(
@@ -229,10 +205,10 @@ def test_data_is_checked_before_the_model_is_loaded(inputs, tmp_path, cli, fast)
     "case", ["model-missing", "recipe-unknown-key", "bad-task", "corrupt-weights"]
 )
 def test_exit_code_in_a_subprocess(case, inputs, earlier, cli_subprocess, snapshot, leftovers):
-    args, word = CASES[case]
     before = snapshot(earlier)
-    r = cli_subprocess("compress", *args(inputs), "--out", earlier, "--force", "--no-memory")
-    assert_user_error(r, word)
+    args = case_args(case, inputs)
+    r = cli_subprocess("compress", *args, "--out", earlier, "--force", "--no-memory")
+    assert_user_error(r, CASES[case][1])
     assert snapshot(earlier) == before and not leftovers(earlier)
 
 

@@ -8,7 +8,7 @@ import nlpress
 
 
 @pytest.fixture(scope="module")
-def cls_artifact(tiny_classifier, tmp_path_factory, _one_torch_thread):
+def cls_artifact(tiny_classifier, tmp_path_factory):
     """An int8 artifact of the tiny classifier, built on the built-in sentences (no labels)."""
     from nlpress.bench.harness import BenchConfig
 

@@ -15,28 +15,27 @@ from pathlib import Path
 import pytest
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture()
 def slow_compress(tiny_bert, sts_file, nlpress_command, subprocess_env):
     """Start a long ``compress --force`` into ``out``; returns (process, its temp folder)."""
     procs: list[subprocess.Popen] = []
 
     def start(out: Path) -> tuple[subprocess.Popen, Path]:
-        cmd = nlpress_command(
-            "-q",
-            "compress",
-            "--model",
-            tiny_bert,
-            "--data",
-            sts_file,
-            "--out",
-            out,
-            "--force",
-            "--rounds",
-            "30",
-            "--no-memory",
-        )
+        args = f"-q compress --model {tiny_bert} --data {sts_file} --out {out} --force"
+        cmd = nlpress_command(*args.split(), "--rounds", "30", "--no-memory")
+        # A child of a background job inherits an ignored SIGINT, and nlpress rightly keeps it
+        # ignored; give it the default so that this test means the same wherever pytest runs.
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=subprocess_env,
+            preexec_fn=_default_sigint,
         )
         procs.append(proc)
         tmp = out.parent / f".{out.name}.nlpress-tmp-{proc.pid}"
@@ -58,15 +57,32 @@ def slow_compress(tiny_bert, sts_file, nlpress_command, subprocess_env):
         proc.communicate()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"compress ended (rc {proc.returncode}) before {path.name}"
+        assert time.monotonic() < deadline, f"no {path.name} after {timeout} s"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    "sig, phase",
+    [(signal.SIGTERM, "steps"), (signal.SIGINT, "steps"), (signal.SIGTERM, "benchmark")],
+    ids=["SIGTERM-steps", "SIGINT-steps", "SIGTERM-benchmark"],
+)
 def test_signal_removes_temp_and_keeps_earlier_artifact(
-    sig, earlier, slow_compress, snapshot, leftovers
+    sig, phase, earlier, slow_compress, snapshot, leftovers
 ):
     before = snapshot(earlier)
     proc, tmp = slow_compress(earlier)
+    if phase == "benchmark":
+        _wait_for(tmp / "recipe.yaml", proc)  # written after the steps, before measuring
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (proc.returncode, err)
+    # 130, or killed by SIGINT (a shell shows both as 130): under `python -m`, CPython ends that
+    # way if the KeyboardInterrupt ever passed through code a C extension ran with PyRun_String
+    # (likely onnx's pybind11 module during export), even though main() caught it.
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
     assert "interrupted" in err
     assert out == ""
     assert not tmp.exists()
