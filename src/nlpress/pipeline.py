@@ -163,19 +163,23 @@ def compress(
     trust_remote_code: bool = False,
 ) -> Artifact:
     """Compress ``model`` with ``recipe`` into the artifact folder ``out`` and measure it."""
-    from nlpress.models.loader import load_model
+    from nlpress.models.loader import detect_task, load_model, read_config, resolve_model_path
     from nlpress.runtime.predictor import torch_predictor_from_loaded
 
     out = Path(out)
     check_target(out.absolute(), force)
     rcp = load_recipe(recipe)
-    lm = load_model(model, task, trust_remote_code=trust_remote_code)
+    # cheap checks first (model folder and config, then the data), the slow weight load last
+    path = resolve_model_path(model)
+    task = task or detect_task(path, read_config(path))
     columns = {
         "text_column": text_column,
         "text_pair_column": text_pair_column,
         "label_column": label_column,
     }
-    eval_data, bench_texts = _read_inputs(lm.task, data, columns, limit)
+    eval_data, bench_texts = _read_inputs(task, data, columns, limit)
+    lm = load_model(path, task, trust_remote_code=trust_remote_code)
+    lm.name = "all-MiniLM-L6-v2 (default)" if str(model) == "default" else str(model)
     weight_files = [f for f in lm.path.iterdir() if f.suffix in (".safetensors", ".bin")]
     baseline = torch_predictor_from_loaded(lm, "pytorch-fp32", weight_files)
     sample = baseline.tokenize(bench_texts[:8])
@@ -255,12 +259,12 @@ def _measure(
     base_row: dict = {
         "name": baseline.name,
         "backend": baseline.backend,
-        "quality": quality(baseline, eval_data),
+        "quality": quality(baseline, eval_data, progress),
     }
     res_row: dict = {
         "name": result.name,
         "backend": result.backend,
-        "quality": quality(result, eval_data),
+        "quality": quality(result, eval_data, progress),
     }
     res_row["fidelity"] = fidelity(baseline, result, eval_data)
     log.info("benchmarking")

@@ -170,22 +170,12 @@ def test_eval_and_bench_bad_inputs(earlier, tiny_classifier, sts_file, tmp_path,
     assert_user_error(cli("eval", damaged, "--data", sts_file), "damaged")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime.load() ignores task= for an artifact (src/nlpress/runtime/__init__.py:25-26), "
-    "so `eval ARTIFACT --task OTHER` silently evaluates the artifact's own task",
-)
 def test_eval_task_that_contradicts_the_artifact(earlier, sts_file, cli):
     assert_user_error(
         cli("eval", earlier, "--data", sts_file, "--task", "text-classification"), "task"
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.compress() loads the model (slow for real models) before it reads the data "
-    "file (src/nlpress/pipeline.py:172-178), so a missing --data is reported only after the load",
-)
 def test_data_is_checked_before_the_model_is_loaded(inputs, tmp_path, cli, fast):
     r = cli(
         "compress",

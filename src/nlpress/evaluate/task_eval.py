@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 LM_FIDELITY_WINDOWS, LM_FIDELITY_LEN = 8, 256
 
 
-def quality(pred, data) -> dict:
+def quality(pred, data, progress: bool = False) -> dict:
     """Task metrics where the data has labels/scores; {} where it has none."""
     from nlpress.evaluate import metrics
 
@@ -41,11 +41,11 @@ def quality(pred, data) -> dict:
             return {}
         a, b = pred.encode(data.texts), pred.encode(data.pairs)
         return metrics.sts_metrics(a, b, np.asarray(data.scores, dtype=np.float64))
-    return _lm_quality(pred, data)
+    return _lm_quality(pred, data, progress)
 
 
-def _lm_quality(pred, text: str) -> dict:
-    d = pred.perplexity_details(text, progress=True)
+def _lm_quality(pred, text: str, progress: bool) -> dict:
+    d = pred.perplexity_details(text, progress=progress)
     return {"perplexity": d["perplexity"], "tokens": d["tokens"]}
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from nlpress.artifact import is_artifact, read_meta
+from nlpress.errors import NlpressError
 from nlpress.runtime.predictor import OrtPredictor, Predictions, Predictor, TorchPredictor
 
 __all__ = ["OrtPredictor", "Predictions", "Predictor", "TorchPredictor", "load"]
@@ -23,8 +24,17 @@ def load(
 
     p = Path(path)
     if p.is_dir() and is_artifact(p):
-        return _load_artifact(p, threads, spin)
+        pred = _load_artifact(p, threads, spin)
+        if task is not None and task != pred.task:
+            raise NlpressError(
+                f"{path} is a {pred.task} artifact, not {task}; drop --task or pick another model"
+            )
+        return pred
     lm = load_model(path, task)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # the caller asked for it explicitly
     files = [f for f in lm.path.iterdir() if f.suffix in (".safetensors", ".bin")]
     return torch_predictor_from_loaded(lm, "pytorch-fp32", files, threads)
 

@@ -94,6 +94,7 @@ class Predictor:
         """Forward every input, batched by length; outputs in input order."""
         if not len(inputs):
             raise NlpressError("no texts given; pass at least one text")
+        _split(inputs)  # one kind of input per call, checked before any work
         from nlpress.data.batching import restore_order, tokenize_batches
 
         chunks = []
@@ -157,7 +158,12 @@ class Predictor:
 
 
 def _split(inputs: Sequence[TextInput]) -> tuple[list[str], list[str] | None]:
-    if inputs and isinstance(inputs[0], (tuple, list)):
+    pairs = [isinstance(t, (tuple, list)) for t in inputs]
+    if any(pairs) and not all(pairs):
+        raise NlpressError("mix of single texts and (text, pair) tuples; pass one kind per call")
+    if any(pairs):
+        if any(len(t) != 2 for t in inputs):
+            raise NlpressError("a text pair must be a (text, pair) tuple of two strings")
         return [str(a) for a, _ in inputs], [str(b) for _, b in inputs]
     return [str(t) for t in inputs], None
 
