@@ -76,3 +76,33 @@ def test_missing_and_invalid_yaml_files(tmp_path):
 def test_bare_step_names_are_accepted():
     r = recipe_from_dict({"steps": ["export-onnx", "ort-optimize"]})
     assert r.steps[0] == ExportOnnxConfig()
+
+
+def test_set_overrides_change_a_builtin_recipe():
+    from nlpress.recipe import load_recipe
+
+    r = load_recipe("int8", ["quantize-dynamic-int8.per_channel=false", "1.opset=18"])
+    assert r.steps[1].per_channel is False and r.steps[0].opset == 18
+    assert load_recipe("int8").steps[1].per_channel is True  # the built-in is not mutated
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("nonsense", "step.key=value"),
+        ("prune.sparsity=0.5", "has no step 'prune'"),
+        ("export-onnx.opsett=17", "unknown key 'opsett'"),
+        ("export-onnx.opset=99", "bad value 99"),
+    ],
+)
+def test_bad_set_overrides(override, needle):
+    from nlpress.recipe import load_recipe
+
+    with pytest.raises(NlpressError) as e:
+        load_recipe("int8", [override])
+    assert needle in str(e.value)
+
+
+def test_cast_must_stand_alone():
+    with pytest.raises(NlpressError, match="cannot be combined"):
+        recipe_from_dict({"steps": ["export-onnx", {"cast": {"dtype": "bf16"}}]})

@@ -64,10 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--recipe",
         default="int8",
-        help="built-in recipe name (int8, onnx, int8-torch) or a YAML file",
+        help="built-in recipe (int8, onnx, int8-fused-attention, int8-torch, bf16) or a YAML file",
     )
     c.add_argument("--out", default="out", help="artifact folder to write (default: out)")
     c.add_argument("--force", action="store_true", help="replace an existing artifact in --out")
+    c.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="STEP.KEY=VALUE",
+        help="override a recipe value, e.g. --set quantize-dynamic-int8.per_channel=false (repeatable)",
+    )
     c.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     c.add_argument(
         "--trust-remote-code", action="store_true", help="allow the model's own Python code"
@@ -134,6 +141,7 @@ def cmd_compress(a) -> int:
         a.recipe,
         a.out,
         force=a.force,
+        overrides=a.set,
         limit=a.limit,
         bench=_bench_cfg(a),
         memory=not a.no_memory,

@@ -21,6 +21,7 @@ from typing import Any
 from nlpress.artifact import FORMAT_VERSION, META, atomic_artifact, check_target, write_json
 from nlpress.errors import NlpressError
 from nlpress.recipe import (
+    CastConfig,
     ExportOnnxConfig,
     OrtOptimizeConfig,
     QuantizeDynamicInt8Config,
@@ -53,6 +54,7 @@ class _State:
     sample: dict
     onnx: Path | None = None
     torch_model: Any = None
+    weights_format: str = "dynamic-int8"  # how torch_model is saved: "dynamic-int8" or "hf"
     steps: list[dict] = field(default_factory=list)
 
 
@@ -86,10 +88,19 @@ def _step_quantize(st: _State, cfg: QuantizeDynamicInt8Config) -> dict:
     return quantize_torch_dynamic(st.torch_model, cfg)
 
 
+def _step_cast(st: _State, cfg: CastConfig) -> dict:
+    from nlpress.quantize.cast import cast_model
+
+    st.torch_model = copy.deepcopy(st.lm.model)  # the baseline keeps the fp32 original
+    st.weights_format = "hf"
+    return cast_model(st.torch_model, cfg)
+
+
 HANDLERS = {
     ExportOnnxConfig: _step_export,
     OrtOptimizeConfig: _step_optimize,
     QuantizeDynamicInt8Config: _step_quantize,
+    CastConfig: _step_cast,
 }
 
 
@@ -132,9 +143,15 @@ def _finalize_model(st: _State, recipe: Recipe) -> dict:
             backend="onnxruntime", model_file="model.onnx", name=f"onnxruntime-{recipe.name}"
         )
     elif st.torch_model is not None:
-        save_dynamic_int8(st.torch_model, st.tmp)
+        if st.weights_format == "hf":
+            st.torch_model.save_pretrained(st.tmp)  # safetensors, in the model's own dtype
+        else:
+            save_dynamic_int8(st.torch_model, st.tmp)
         meta.update(
-            backend="pytorch", model_file="model.safetensors", name=f"pytorch-{recipe.name}"
+            backend="pytorch",
+            model_file="model.safetensors",
+            weights_format=st.weights_format,
+            name=f"pytorch-{recipe.name}",
         )
     else:
         raise NlpressError(
@@ -152,6 +169,7 @@ def compress(
     recipe: str | os.PathLike | Recipe = "int8",
     out: str | os.PathLike = "out",
     *,
+    overrides: list[str] | tuple[str, ...] = (),
     force: bool = False,
     text_column: str | None = None,
     text_pair_column: str | None = None,
@@ -168,7 +186,7 @@ def compress(
 
     out = Path(out)
     check_target(out.absolute(), force)
-    rcp = load_recipe(recipe)
+    rcp = load_recipe(recipe, overrides)
     # cheap checks first (model folder and config, then the data), the slow weight load last
     path = resolve_model_path(model)
     task = task or detect_task(path, read_config(path))

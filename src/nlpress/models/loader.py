@@ -172,7 +172,7 @@ def load_model(
     }[task]
     kwargs: dict[str, Any] = {
         "trust_remote_code": trust_remote_code,
-        "dtype": dtype or torch.float32,
+        "dtype": dtype or torch.float32,  # "auto": the dtype saved in config.json
     }
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation

@@ -57,7 +57,7 @@ class TaskModule(nn.Module):
         out = self.model(**kwargs)
         if self.task == "text-classification":
             return out.logits
-        hidden = out.last_hidden_state  # (B, T, H)
+        hidden = out.last_hidden_state.float()  # (B, T, H); pool in fp32 whatever the weights
         if self.pooling == "cls":
             emb = hidden[:, 0]
         else:

@@ -63,7 +63,12 @@ def _load_artifact(p: Path, threads: int, spin: bool = True) -> Predictor:
         import torch
 
         torch.set_num_threads(threads)
-    model = load_dynamic_int8(p, _auto_class(meta["task"]))
+    if meta.get("weights_format") == "hf":  # a plain Hugging Face model (e.g. bf16), safetensors
+        from nlpress.models.loader import load_model
+
+        model = load_model(p, meta["task"], dtype="auto").model
+    else:
+        model = load_dynamic_int8(p, _auto_class(meta["task"]))
     module = TaskModule(
         model,
         meta["task"],
