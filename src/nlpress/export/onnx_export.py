@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,11 @@ def export_onnx(
     args = tuple(torch.from_numpy(sample[n]) for n in names)
     t0 = time.perf_counter()
     try:
-        with torch.inference_mode(False), torch.no_grad():
+        # tracer warnings about Python-level shape checks are expected here; validation below
+        # is what tells whether the graph is right
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message=".*aten::index.*")
             if cfg.exporter == "torchscript":
                 torch.onnx.export(
                     module,
