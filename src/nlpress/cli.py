@@ -165,7 +165,9 @@ def cmd_compress(a) -> int:
 def cmd_eval(a) -> int:
     from nlpress.evaluate.api import evaluate
 
-    res = evaluate(a.model, a.data, task=a.task, vs=a.vs, limit=a.limit, **_columns(a))
+    res = evaluate(
+        a.model, a.data, task=a.task, vs=a.vs, limit=a.limit, progress=not a.json, **_columns(a)
+    )
     if a.json:
         print(json.dumps(res, default=str))
     else:

@@ -284,7 +284,7 @@ def _measure(
         "backend": result.backend,
         "quality": quality(result, eval_data, progress),
     }
-    res_row["fidelity"] = fidelity(baseline, result, eval_data)
+    res_row["fidelity"] = fidelity(baseline, result, eval_data, progress)
     log.info("benchmarking")
     speed = benchmark({"baseline": baseline, "result": result}, bench_texts, cfg)
     base_row.update(speed["baseline"])

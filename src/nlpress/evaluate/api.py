@@ -27,6 +27,7 @@ def evaluate(
     text_column: str | None = None,
     text_pair_column: str | None = None,
     label_column: str | None = None,
+    progress: bool = False,
 ) -> dict:
     """Task quality of ``model`` on ``data``; with ``vs``, also its fidelity to that model."""
     from nlpress.evaluate.task_eval import fidelity, quality
@@ -48,10 +49,10 @@ def evaluate(
             "n": len(d) if not isinstance(d, str) else len(d.split()),
         },
     }
-    res["quality"] = quality(pred, d)
+    res["quality"] = quality(pred, d, progress)
     if vs is not None:
         ref = load(vs, task=pred.task)
-        res["fidelity"] = fidelity(ref, pred, d)
+        res["fidelity"] = fidelity(ref, pred, d, progress)
         res["vs"] = str(vs)
     if not res["quality"] and vs is None:
         raise NlpressError(

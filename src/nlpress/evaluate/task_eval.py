@@ -25,7 +25,7 @@ def quality(pred, data, progress: bool = False) -> dict:
     if pred.task == "text-classification":
         if data.labels is None:
             return {}
-        logits = pred.run(data.inputs())
+        logits = pred.run(data.inputs(), progress=progress)
         labels = _label_ids(pred, data)
         if int(labels.max()) >= logits.shape[1]:
             raise NlpressError(
@@ -39,7 +39,8 @@ def quality(pred, data, progress: bool = False) -> dict:
     if pred.task == "sentence-embedding":
         if data.pairs is None or data.scores is None:
             return {}
-        a, b = pred.encode(data.texts), pred.encode(data.pairs)
+        a = pred.run(data.texts, progress=progress)
+        b = pred.run(data.pairs, progress=progress)
         return metrics.sts_metrics(a, b, np.asarray(data.scores, dtype=np.float64))
     return _lm_quality(pred, data, progress)
 
@@ -62,16 +63,20 @@ def _label_ids(pred, data) -> np.ndarray:
     return np.asarray([label2id[data.label_names[i]] for i in data.labels], dtype=np.int64)
 
 
-def fidelity(ref, new, data) -> dict:
+def fidelity(ref, new, data, progress: bool = False) -> dict:
     """How closely ``new`` reproduces ``ref`` on the data; needs no labels."""
     from nlpress.evaluate.fidelity import embedding_fidelity, logits_fidelity
 
     if ref.task == "sentence-embedding":
         texts = list(data.texts) + list(data.pairs or [])
-        return embedding_fidelity(ref.encode(texts), new.encode(texts))
+        return embedding_fidelity(
+            ref.run(texts, progress=progress), new.run(texts, progress=progress)
+        )
     if ref.task == "text-classification":
         inputs = data.inputs()
-        return logits_fidelity(ref.run(inputs), new.run(inputs))
+        return logits_fidelity(
+            ref.run(inputs, progress=progress), new.run(inputs, progress=progress)
+        )
     return _lm_fidelity(ref, new, data)
 
 
