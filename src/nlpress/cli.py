@@ -64,7 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--recipe",
         default="int8",
-        help="built-in recipe (int8, onnx, int8-fused-attention, int8-torch, bf16) or a YAML file",
+        help="built-in recipe (int8, int8-static, onnx, int8-fused-attention, int8-torch, bf16) "
+        "or a YAML file",
+    )
+    c.add_argument(
+        "--calib",
+        metavar="FILE",
+        help="data file whose texts calibrate quantize-static-int8 (default: the --data texts)",
     )
     c.add_argument("--out", default="out", help="artifact folder to write (default: out)")
     c.add_argument("--force", action="store_true", help="replace an existing artifact in --out")
@@ -142,6 +148,7 @@ def cmd_compress(a) -> int:
         a.out,
         force=a.force,
         overrides=a.set,
+        calib=a.calib,
         limit=a.limit,
         bench=_bench_cfg(a),
         memory=not a.no_memory,

@@ -25,6 +25,7 @@ from nlpress.recipe import (
     ExportOnnxConfig,
     OrtOptimizeConfig,
     QuantizeDynamicInt8Config,
+    QuantizeStaticInt8Config,
     Recipe,
     load_recipe,
 )
@@ -55,6 +56,9 @@ class _State:
     onnx: Path | None = None
     torch_model: Any = None
     weights_format: str = "dynamic-int8"  # how torch_model is saved: "dynamic-int8" or "hf"
+    tokenize: Any = None  # texts -> int64 numpy batch, the baseline's tokenizer
+    calib_texts: list = field(default_factory=list)
+    calib_source: str = ""  # the --calib file, or "evaluation data" when none was given
     steps: list[dict] = field(default_factory=list)
 
 
@@ -88,6 +92,21 @@ def _step_quantize(st: _State, cfg: QuantizeDynamicInt8Config) -> dict:
     return quantize_torch_dynamic(st.torch_model, cfg)
 
 
+def _step_quantize_static(st: _State, cfg: QuantizeStaticInt8Config) -> dict:
+    from nlpress.quantize.static import CALIB_BATCH, calibration_batches, quantize_onnx_static
+
+    texts = st.calib_texts[: cfg.num_samples]
+    t0 = time.perf_counter()
+    batches = calibration_batches(texts, st.tokenize, CALIB_BATCH)
+    dst = st.tmp / "model.int8.onnx"
+    info = quantize_onnx_static(st.onnx, dst, cfg, batches)
+    st.onnx.unlink()
+    st.onnx = dst
+    info["calibration_source"] = st.calib_source
+    info["calibration_seconds"] = round(time.perf_counter() - t0, 2)
+    return info
+
+
 def _step_cast(st: _State, cfg: CastConfig) -> dict:
     from nlpress.quantize.cast import cast_model
 
@@ -100,6 +119,7 @@ HANDLERS = {
     ExportOnnxConfig: _step_export,
     OrtOptimizeConfig: _step_optimize,
     QuantizeDynamicInt8Config: _step_quantize,
+    QuantizeStaticInt8Config: _step_quantize_static,
     CastConfig: _step_cast,
 }
 
@@ -117,6 +137,44 @@ def _read_inputs(task: str, data, columns: dict, limit: int | None):
         td = td.head(limit)
     bench_texts = td.texts if task == "sentence-embedding" else td.inputs()
     return td, list(bench_texts)
+
+
+def _calibration_texts(
+    rcp: Recipe, task: str, calib, columns: dict, bench_texts: list
+) -> tuple[list, str]:
+    """(calibration texts, their source) for a recipe with a static step; checked before work."""
+    from nlpress.quantize.static import check_calibration_texts
+
+    wanted = max(
+        (s.num_samples for s in rcp.steps if isinstance(s, QuantizeStaticInt8Config)), default=0
+    )
+    if not wanted:
+        if calib is not None:
+            raise NlpressError(
+                f"--calib is used by the quantize-static-int8 step only; recipe {rcp.name!r} "
+                "has none (try --recipe int8-static)"
+            )
+        return [], ""
+    if calib is None:
+        texts, source = bench_texts, "evaluation data (no --calib given)"
+    else:
+        texts, source = _read_calib(calib, task, columns, wanted), str(calib)
+    check_calibration_texts(texts, source)
+    return texts[:wanted], source
+
+
+def _read_calib(calib, task: str, columns: dict, limit: int) -> list:
+    from nlpress.data.readers import read_data, read_text
+
+    if not Path(calib).is_file():
+        raise NlpressError(f"calibration file not found: {calib}; check the path")
+    try:
+        if task == "causal-lm":
+            return [ln for ln in read_text(calib).splitlines() if ln.strip()][:limit]
+        td = read_data(calib, limit=limit, **columns)
+    except NlpressError as e:
+        raise NlpressError(f"calibration file {calib}: {e}") from e
+    return list(td.texts if task == "sentence-embedding" else td.inputs())
 
 
 def _finalize_model(st: _State, recipe: Recipe) -> dict:
@@ -170,6 +228,7 @@ def compress(
     out: str | os.PathLike = "out",
     *,
     overrides: list[str] | tuple[str, ...] = (),
+    calib: str | os.PathLike | None = None,
     force: bool = False,
     text_column: str | None = None,
     text_pair_column: str | None = None,
@@ -180,7 +239,11 @@ def compress(
     progress: bool = True,
     trust_remote_code: bool = False,
 ) -> Artifact:
-    """Compress ``model`` with ``recipe`` into the artifact folder ``out`` and measure it."""
+    """Compress ``model`` with ``recipe`` into the artifact folder ``out`` and measure it.
+
+    ``calib`` is a data file whose texts calibrate a ``quantize-static-int8`` step; without it
+    the evaluation texts are used, and the step's info in metrics.json says so.
+    """
     from nlpress.models.loader import detect_task, load_model, read_config, resolve_model_path
     from nlpress.runtime.predictor import torch_predictor_from_loaded
 
@@ -196,6 +259,7 @@ def compress(
         "label_column": label_column,
     }
     eval_data, bench_texts = _read_inputs(task, data, columns, limit)
+    calib_texts, calib_source = _calibration_texts(rcp, task, calib, columns, bench_texts)
     lm = load_model(path, task, trust_remote_code=trust_remote_code)
     lm.name = "all-MiniLM-L6-v2 (default)" if str(model) == "default" else str(model)
     weight_files = [f for f in lm.path.iterdir() if f.suffix in (".safetensors", ".bin")]
@@ -203,7 +267,8 @@ def compress(
     sample = baseline.tokenize(bench_texts[:8])
     t_start = time.perf_counter()
     with atomic_artifact(out, force) as tmp:
-        st = _State(lm, tmp, sample)
+        st = _State(lm, tmp, sample, tokenize=baseline.tokenize)
+        st.calib_texts, st.calib_source = calib_texts, calib_source
         for cfg in _progress(rcp.steps, progress):
             name = type(cfg).__name__
             t0 = time.perf_counter()
