@@ -8,6 +8,7 @@ from nlpress.errors import NlpressError
 from nlpress.export.onnx_export import export_onnx
 from nlpress.export.ort_optimize import ort_optimize
 from nlpress.models.loader import load_model
+from nlpress.quantize import primitives
 from nlpress.quantize.dynamic import quantize_onnx_dynamic, quantize_torch_dynamic
 from nlpress.quantize.torch_io import load_dynamic_int8, save_dynamic_int8
 from nlpress.recipe import ExportOnnxConfig, OrtOptimizeConfig, QuantizeDynamicInt8Config
@@ -22,8 +23,7 @@ TEXTS = [
 
 
 def sqnr(ref: np.ndarray, got: np.ndarray) -> float:
-    ref, got = ref.astype(np.float64), got.astype(np.float64)
-    return float(10 * np.log10((ref**2).sum() / ((ref - got) ** 2).sum()))
+    return primitives.sqnr(torch.from_numpy(np.asarray(ref)), torch.from_numpy(np.asarray(got)))
 
 
 def _onnx_int8(path, tmp_path, cfg=None, fuse=True, session_after=False):

@@ -4,12 +4,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from nlpress.cli import main
 from nlpress.errors import NlpressError
 from nlpress.export.onnx_export import export_onnx
 from nlpress.export.ort_optimize import op_counts, ort_optimize
 from nlpress.models.loader import load_model
+from nlpress.quantize import primitives
 from nlpress.quantize.static import _Reader, calibration_batches, quantize_onnx_static
 from nlpress.recipe import (
     ExportOnnxConfig,
@@ -33,8 +35,7 @@ TEXTS = [
 
 
 def sqnr(ref: np.ndarray, got: np.ndarray) -> float:
-    ref, got = ref.astype(np.float64), got.astype(np.float64)
-    return float(10 * np.log10((ref**2).sum() / ((ref - got) ** 2).sum()))
+    return primitives.sqnr(torch.from_numpy(np.asarray(ref)), torch.from_numpy(np.asarray(got)))
 
 
 @pytest.mark.parametrize(
