@@ -126,17 +126,10 @@ HANDLERS = {
 
 def _read_inputs(task: str, data, columns: dict, limit: int | None):
     """(evaluation data, benchmark texts). Causal LM data is one text; others are TextData."""
-    from nlpress.data.readers import builtin_sentences, read_data, read_text
+    from nlpress.evaluate.api import bench_texts, load_eval_data
 
-    if task == "causal-lm":
-        text = read_text(data) if data else "\n".join(builtin_sentences().texts)
-        lines = [ln for ln in text.splitlines() if len(ln.split()) >= 4][:256] or [text[:2000]]
-        return text, lines
-    td = read_data(data, limit=limit, **columns) if data else builtin_sentences()
-    if data is None and limit:
-        td = td.head(limit)
-    bench_texts = td.texts if task == "sentence-embedding" else td.inputs()
-    return td, list(bench_texts)
+    eval_data = load_eval_data(task, data, limit, columns)
+    return eval_data, bench_texts(task, eval_data)
 
 
 def _calibration_texts(

@@ -20,7 +20,7 @@ def bench(
     label_column: str | None = None,
 ) -> dict:
     from nlpress.bench.harness import BenchConfig, benchmark, ratios
-    from nlpress.evaluate.api import load_eval_data
+    from nlpress.evaluate.api import bench_texts, load_eval_data
     from nlpress.runtime import load
 
     cfg = cfg or BenchConfig()
@@ -35,10 +35,7 @@ def bench(
         "label_column": label_column,
     }
     d = load_eval_data(t, data, limit, columns)
-    if isinstance(d, str):
-        texts = [ln for ln in d.splitlines() if len(ln.split()) >= 4][:256]
-    else:
-        texts = d.texts if t == "sentence-embedding" else d.inputs()
+    texts = bench_texts(t, d)
     res = benchmark(preds, list(texts), cfg)
     for key, p in preds.items():
         res[key]["name"] = p.name

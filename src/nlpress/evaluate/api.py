@@ -17,6 +17,14 @@ def load_eval_data(task: str, data, limit: int | None, columns: dict):
     return read_data(data, limit=limit, **columns)
 
 
+def bench_texts(task: str, d) -> list:
+    """What one benchmark call runs on: single sentences for embeddings, inputs (with pairs) for
+    classification, and lines of at least four words of a causal-LM text."""
+    if isinstance(d, str):
+        return [ln for ln in d.splitlines() if len(ln.split()) >= 4][:256] or [d[:2000]]
+    return list(d.texts if task == "sentence-embedding" else d.inputs())
+
+
 def evaluate(
     model: str | os.PathLike,
     data: str | os.PathLike | None = None,

@@ -152,6 +152,17 @@ def _check_weights(path: Path) -> None:
         )
 
 
+def auto_class(task: str):
+    """The transformers Auto class that builds a model for ``task``."""
+    import transformers
+
+    return {
+        "text-classification": transformers.AutoModelForSequenceClassification,
+        "sentence-embedding": transformers.AutoModel,
+        "causal-lm": transformers.AutoModelForCausalLM,
+    }[task]
+
+
 def load_model(
     spec: str | os.PathLike,
     task: str | None = None,
@@ -171,11 +182,7 @@ def load_model(
     import torch
     import transformers
 
-    auto = {
-        "text-classification": transformers.AutoModelForSequenceClassification,
-        "sentence-embedding": transformers.AutoModel,
-        "causal-lm": transformers.AutoModelForCausalLM,
-    }[task]
+    auto = auto_class(task)
     kwargs: dict[str, Any] = {
         "trust_remote_code": trust_remote_code,
         "dtype": dtype or torch.float32,  # "auto": the dtype saved in config.json

@@ -68,7 +68,9 @@ def _load_artifact(p: Path, threads: int, spin: bool = True) -> Predictor:
 
         model = load_model(p, meta["task"], dtype="auto").model
     else:
-        model = load_dynamic_int8(p, _auto_class(meta["task"]))
+        from nlpress.models.loader import auto_class
+
+        model = load_dynamic_int8(p, auto_class(meta["task"]))
     module = TaskModule(
         model,
         meta["task"],
@@ -77,13 +79,3 @@ def _load_artifact(p: Path, threads: int, spin: bool = True) -> Predictor:
         meta.get("normalize", False),
     )
     return TorchPredictor(module, files=[p / meta["model_file"]], threads=threads, **common)
-
-
-def _auto_class(task: str):
-    import transformers
-
-    return {
-        "text-classification": transformers.AutoModelForSequenceClassification,
-        "sentence-embedding": transformers.AutoModel,
-        "causal-lm": transformers.AutoModelForCausalLM,
-    }[task]
