@@ -57,6 +57,15 @@ def test_validation_fails_loudly_when_outputs_differ(tiny_bert, tmp_path, monkey
         _pair(tiny_bert, tmp_path)
 
 
+def _assert_matches(lm, ref, onnx_path):
+    """The optimized graph at ``onnx_path`` gives the PyTorch outputs within 1e-4."""
+    new = OrtPredictor(
+        onnx_path, task=lm.task, tokenizer=lm.tokenizer, input_names=ref.input_names, name="o"
+    )
+    batch = ref.tokenize(TEXTS)
+    np.testing.assert_allclose(new.forward(batch), ref.forward(batch), atol=1e-4)
+
+
 @pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_llama"])
 def test_session_optimize_fuses_and_keeps_outputs(fixture, request, tmp_path):
     lm, ref, _, _ = _pair(request.getfixturevalue(fixture), tmp_path)
@@ -64,15 +73,7 @@ def test_session_optimize_fuses_and_keeps_outputs(fixture, request, tmp_path):
         tmp_path / "m.onnx", tmp_path / "o.onnx", lm.model.config.to_dict(), OrtOptimizeConfig()
     )
     assert info["mode"] == "session" and info["nodes_after"] < info["nodes_before"]
-    new = OrtPredictor(
-        tmp_path / "o.onnx",
-        task=lm.task,
-        tokenizer=lm.tokenizer,
-        input_names=ref.input_names,
-        name="o",
-    )
-    batch = ref.tokenize(TEXTS)
-    np.testing.assert_allclose(new.forward(batch), ref.forward(batch), atol=1e-4)
+    _assert_matches(lm, ref, tmp_path / "o.onnx")
 
 
 def test_ort_optimize_fuses_attention_in_bert(tiny_bert, tmp_path):
@@ -81,15 +82,7 @@ def test_ort_optimize_fuses_attention_in_bert(tiny_bert, tmp_path):
     info = ort_optimize(tmp_path / "m.onnx", tmp_path / "o.onnx", lm.model.config.to_dict(), cfg)
     assert info["fused"].get("Attention") == 2
     assert info["fused"].get("SkipLayerNormalization")
-    new = OrtPredictor(
-        tmp_path / "o.onnx",
-        task=lm.task,
-        tokenizer=lm.tokenizer,
-        input_names=ref.input_names,
-        name="o",
-    )
-    batch = ref.tokenize(TEXTS)
-    np.testing.assert_allclose(new.forward(batch), ref.forward(batch), atol=1e-4)
+    _assert_matches(lm, ref, tmp_path / "o.onnx")
 
 
 def test_transformers_optimize_leaves_unknown_architectures_alone(tiny_llama, tmp_path):

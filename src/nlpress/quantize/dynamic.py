@@ -46,8 +46,9 @@ def quantize_onnx_dynamic(src: Path, dst: Path, cfg: QuantizeDynamicInt8Config) 
         # the optimizer's fused graph lacks some type annotations the quantizer needs (DESIGN.md)
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
-    quantized = [n.op_type for n in onnx.load(str(dst), load_external_data=False).graph.node]
-    counts = {t: quantized.count(t) for t in sorted(set(quantized)) if _is_int8_op(t)}
+    from nlpress.export.ort_optimize import op_counts
+
+    counts = {t: n for t, n in op_counts(dst).items() if _is_int8_op(t)}
     if not counts:
         from nlpress.errors import NlpressError
 

@@ -113,8 +113,10 @@ def quantize_onnx_static(
             # the exported graph lacks some type annotations the quantizer needs (DESIGN.md)
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
-    ops = [n.op_type for n in onnx.load(str(dst), load_external_data=False).graph.node]
-    counts = {t: ops.count(t) for t in ("QuantizeLinear", "DequantizeLinear") if t in ops}
+    from nlpress.export.ort_optimize import op_counts
+
+    ops = op_counts(dst)
+    counts = {t: ops[t] for t in ("QuantizeLinear", "DequantizeLinear") if t in ops}
     quantized = _quantized_nodes(dst, op_types)
     if not quantized:
         raise NlpressError(
