@@ -148,3 +148,40 @@ def sts_file(tmp_path) -> Path:
     )
     p.write_text(head + body)
     return p
+
+
+@pytest.fixture(scope="session")
+def tiny_llama128(tmp_path_factory) -> Path:
+    """A 2-layer Llama 128 wide (group size 128 divides every layer), embeddings tied to the head."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama128")
+    tok, n = _tokenizer(folder)
+    torch.manual_seed(3)
+    cfg = LlamaConfig(
+        vocab_size=n,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+        tie_word_embeddings=True,
+    )
+    return _save(LlamaForCausalLM(cfg).eval(), tok, folder)
+
+
+@pytest.fixture()
+def lm_text(tmp_path) -> Path:
+    """About 3,000 words of plain text from the tiny vocabulary (calibration and perplexity)."""
+    import random
+
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(WORDS) for _ in range(12)) + " ." for _ in range(250)]
+    p = tmp_path / "lm.txt"
+    p.write_text("\n".join(lines) + "\n")
+    return p

@@ -26,6 +26,7 @@ from nlpress.recipe import (
     OrtOptimizeConfig,
     QuantizeDynamicInt8Config,
     QuantizeStaticInt8Config,
+    QuantizeWeightOnlyConfig,
     Recipe,
     load_recipe,
 )
@@ -60,6 +61,7 @@ class _State:
     calib_texts: list = field(default_factory=list)
     calib_source: str = ""  # the --calib file, or "evaluation data" when none was given
     steps: list[dict] = field(default_factory=list)
+    quantized: dict = field(default_factory=dict)  # weight-only layers, saved by _finalize_model
 
 
 def _step_export(st: _State, cfg: ExportOnnxConfig) -> dict:
@@ -115,12 +117,43 @@ def _step_cast(st: _State, cfg: CastConfig) -> dict:
     return cast_model(st.torch_model, cfg)
 
 
+def _step_weight_only(st: _State, cfg: QuantizeWeightOnlyConfig) -> dict:
+    from nlpress.quantize.weight_only import quantize_weight_only
+
+    batches = None
+    if cfg.method != "rtn":
+        batches = _weight_only_batches(st, cfg)
+    st.torch_model = copy.deepcopy(st.lm.model)  # the baseline keeps the fp32 original
+    st.weights_format = "weight-only"
+    info, st.quantized = quantize_weight_only(st.torch_model, cfg, batches)
+    info["calibration_source"] = st.calib_source if batches else ""
+    return info
+
+
+def _weight_only_batches(st: _State, cfg: QuantizeWeightOnlyConfig) -> list:
+    """Calibration batches: GPTQ-style token windows for causal LMs, tokenized texts otherwise."""
+    import torch
+
+    from nlpress.quantize.weight_only import CALIB_BATCH, lm_calibration_batches
+
+    if st.lm.task == "causal-lm":
+        text = "\n\n".join(str(t) for t in st.calib_texts)
+        ids = torch.as_tensor(st.lm.tokenizer(text, return_tensors="np")["input_ids"][0])
+        return lm_calibration_batches(ids, cfg.num_samples, cfg.seq_len)
+    texts = st.calib_texts[: cfg.num_samples]
+    return [
+        {k: torch.from_numpy(v) for k, v in st.tokenize(texts[i : i + CALIB_BATCH]).items()}
+        for i in range(0, len(texts), CALIB_BATCH)
+    ]
+
+
 HANDLERS = {
     ExportOnnxConfig: _step_export,
     OrtOptimizeConfig: _step_optimize,
     QuantizeDynamicInt8Config: _step_quantize,
     QuantizeStaticInt8Config: _step_quantize_static,
     CastConfig: _step_cast,
+    QuantizeWeightOnlyConfig: _step_weight_only,
 }
 
 
@@ -141,11 +174,13 @@ def _calibration_texts(
     wanted = max(
         (s.num_samples for s in rcp.steps if isinstance(s, QuantizeStaticInt8Config)), default=0
     )
+    if not wanted and _needs_lm_calib(rcp):
+        return _weight_only_calib(rcp, task, calib, columns, bench_texts)
     if not wanted:
         if calib is not None:
             raise NlpressError(
-                f"--calib is used by the quantize-static-int8 step only; recipe {rcp.name!r} "
-                "has none (try --recipe int8-static)"
+                f"--calib is used by the quantize-static-int8 step and GPTQ/AWQ only; recipe "
+                f"{rcp.name!r} has none (try --recipe int8-static or int4-gptq)"
             )
         return [], ""
     if calib is None:
@@ -154,6 +189,28 @@ def _calibration_texts(
         texts, source = _read_calib(calib, task, columns, wanted), str(calib)
     check_calibration_texts(texts, source)
     return texts[:wanted], source
+
+
+def _needs_lm_calib(rcp: Recipe) -> bool:
+    return any(isinstance(s, QuantizeWeightOnlyConfig) and s.method != "rtn" for s in rcp.steps)
+
+
+def _weight_only_calib(rcp: Recipe, task: str, calib, columns: dict, bench_texts: list):
+    """Calibration texts for GPTQ/AWQ: the whole --calib text (causal LM) or its texts."""
+    from nlpress.data.readers import read_text
+
+    (cfg,) = [s for s in rcp.steps if isinstance(s, QuantizeWeightOnlyConfig)]
+    if calib is None:
+        texts, source = bench_texts, "evaluation data (no --calib given)"
+    elif task == "causal-lm":
+        if not Path(calib).is_file():
+            raise NlpressError(f"calibration file not found: {calib}; check the path")
+        texts, source = [read_text(calib)], str(calib)
+    else:
+        texts, source = _read_calib(calib, task, columns, cfg.num_samples), str(calib)
+    if not texts or not any(str(t).strip() for t in texts):
+        raise NlpressError(f"calibration data is empty ({source}); pass a file with text in it")
+    return texts, source
 
 
 def _read_calib(calib, task: str, columns: dict, limit: int) -> list:
@@ -196,6 +253,10 @@ def _finalize_model(st: _State, recipe: Recipe) -> dict:
     elif st.torch_model is not None:
         if st.weights_format == "hf":
             st.torch_model.save_pretrained(st.tmp)  # safetensors, in the model's own dtype
+        elif st.weights_format == "weight-only":
+            from nlpress.quantize.woq_linear import save_weight_only
+
+            save_weight_only(st.torch_model, st.quantized, st.tmp)
         else:
             save_dynamic_int8(st.torch_model, st.tmp)
         meta.update(
@@ -323,6 +384,27 @@ def _progress(steps, enabled: bool):
     return tqdm(steps, desc="compress", unit="step")
 
 
+def _measure_lm_speed(baseline, result, text: str, cfg, metrics: dict) -> None:
+    """Prefill and decode tokens/s at batch 1 (KV cache), baseline and result interleaved."""
+    from nlpress.bench.lm_speed import LMSpeedConfig, lm_speed
+
+    sp = lm_speed(
+        {"baseline": baseline, "result": result},
+        text,
+        LMSpeedConfig(rounds=cfg.rounds, progress=cfg.progress),
+    )
+    if "baseline" not in sp or "result" not in sp:
+        return
+    for key in ("baseline", "result"):
+        metrics[key].update(
+            {k: sp[key][k] for k in ("prefill_tokens_per_s", "decode_tokens_per_s")}
+        )
+    b, r = sp["baseline"], sp["result"]
+    metrics["ratios"]["decode_speedup"] = r["decode_tokens_per_s"] / b["decode_tokens_per_s"]
+    metrics["ratios"]["prefill_speedup"] = r["prefill_tokens_per_s"] / b["prefill_tokens_per_s"]
+    metrics["bench"]["lm"] = {"prompt_len": b["prompt_len"], "new_tokens": b["new_tokens"]}
+
+
 def _measure(
     baseline, result, lm, tmp: Path, eval_data, bench_texts, bench, memory: bool, progress: bool
 ) -> dict:
@@ -359,6 +441,8 @@ def _measure(
         },
     }
     metrics["ratios"] = ratios(speed, "baseline")["result"]
+    if lm.task == "causal-lm":
+        _measure_lm_speed(baseline, result, eval_data, cfg, metrics)
     if cfg.seq_len is None and lm.task != "causal-lm":
         import dataclasses
 

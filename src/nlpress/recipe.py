@@ -101,12 +101,35 @@ class CastConfig(StepConfig):
     dtype: Literal["bf16", "fp16"] = "bf16"
 
 
+class QuantizeWeightOnlyConfig(StepConfig):
+    """Weight-only int8/int4 of the blocks' linears (nlpress.quantize.weight_only)."""
+
+    # rtn: round-to-nearest, no data; gptq (Frantar et al. 2022) and awq (Lin et al. 2023):
+    # calibrated block by block on --calib (or the evaluation text)
+    method: Literal["rtn", "gptq", "awq"] = "rtn"
+    bits: Literal[4, 8] = 4  # the widths with a storage layout and a measured runtime path
+    # 128: the group size of the GPTQ/AWQ papers and of most int4 checkpoints; None (null) for one
+    # scale per output channel. It must divide every layer's input size (SmolLM2's 576 takes 64).
+    group_size: int | None = Field(128, ge=8, le=8192)
+    # min-max with a zero point: int4 codes are too few to waste one on symmetry (GPTQ's default)
+    symmetric: bool = False
+    num_samples: int = Field(128, ge=1, le=4096)  # GPTQ's 128 calibration windows
+    seq_len: int = Field(512, ge=8, le=8192)  # tokens per causal-LM calibration window
+    percdamp: float = Field(0.01, gt=0.0, le=1.0)  # GPTQ: damping, fraction of mean diag(H)
+    block_size: int = Field(128, ge=1, le=4096)  # GPTQ's lazy-batch width; the result is the same
+    act_order: bool = False  # GPTQ: columns by decreasing H_jj (with static groups)
+    awq_grid: int = Field(20, ge=1, le=100)  # AWQ: alphas 0, 1/grid, ... as in the reference code
+    targets: list[str] | None = None  # None: every nn.Linear inside the blocks
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
+
+
 STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "export-onnx": ExportOnnxConfig,
     "ort-optimize": OrtOptimizeConfig,
     "quantize-dynamic-int8": QuantizeDynamicInt8Config,
     "quantize-static-int8": QuantizeStaticInt8Config,
     "cast": CastConfig,
+    "quantize-weight-only": QuantizeWeightOnlyConfig,
 }
 STEP_NAMES = {cls: name for name, cls in STEP_CONFIGS.items()}
 
@@ -142,6 +165,13 @@ BUILTIN: dict[str, dict[str, Any]] = {
     },
     "int8-torch": {"steps": [{"quantize-dynamic-int8": {"backend": "torch"}}]},
     "bf16": {"steps": [{"cast": {"dtype": "bf16"}}]},
+    # int8 weight-only: one scale per output channel (int8 needs no groups to stay accurate)
+    "int8-weight-only": {
+        "steps": [{"quantize-weight-only": {"bits": 8, "group_size": None, "symmetric": True}}]
+    },
+    "int4-rtn": {"steps": [{"quantize-weight-only": {"method": "rtn"}}]},
+    "int4-gptq": {"steps": [{"quantize-weight-only": {"method": "gptq"}}]},
+    "int4-awq": {"steps": [{"quantize-weight-only": {"method": "awq"}}]},
 }
 
 
@@ -179,7 +209,17 @@ def _parse_step(i: int, raw: Any) -> StepConfig:
         raise _step_error(i, name, err) from err
 
 
+def _check_alone(steps: tuple[StepConfig, ...]) -> None:
+    wo = [i for i, s in enumerate(steps, 1) if isinstance(s, QuantizeWeightOnlyConfig)]
+    if wo and len(steps) > 1:
+        raise NlpressError(
+            f"recipe step {wo[0]} (quantize-weight-only) produces a PyTorch weight-only model "
+            "and cannot be combined with other steps yet; use it alone"
+        )
+
+
 def _check_order(steps: tuple[StepConfig, ...]) -> None:
+    _check_alone(steps)
     casts = [i for i, s in enumerate(steps, 1) if isinstance(s, CastConfig)]
     if casts and len(steps) > 1:
         raise NlpressError(

@@ -67,6 +67,11 @@ def _load_artifact(p: Path, threads: int, spin: bool = True) -> Predictor:
         from nlpress.models.loader import load_model
 
         model = load_model(p, meta["task"], dtype="auto").model
+    elif meta.get("weights_format") == "weight-only":  # int4/int8 codes + scales, safetensors
+        from nlpress.models.loader import auto_class
+        from nlpress.quantize.woq_linear import load_weight_only
+
+        model = load_weight_only(p, auto_class(meta["task"]))
     else:
         from nlpress.models.loader import auto_class
 

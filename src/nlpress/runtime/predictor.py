@@ -145,8 +145,20 @@ class Predictor:
             raise NlpressError("perplexity needs a text of at least two tokens")
         window = min(max_length or self.max_length, self.max_length)
         return perplexity(
-            self.next_token_logits, ids, window, stride or window // 2, progress=progress
+            # non-overlapping windows (GPTQ/AWQ's WikiText-2 protocol) unless a stride is given:
+            # half-overlapping ones cost twice the compute for a slightly lower number
+            self.next_token_logits,
+            ids,
+            window,
+            stride or window,
+            progress=progress,
         )
+
+    def generate(self, prompt: str, max_new_tokens: int = 32) -> str:
+        """Greedy continuation of ``prompt`` (causal-lm; KV cache on PyTorch)."""
+        from nlpress.runtime.generate import generate
+
+        return generate(self, prompt, max_new_tokens)
 
     def next_token_logits(self, ids: np.ndarray) -> np.ndarray:
         batch = {"input_ids": ids, "attention_mask": np.ones_like(ids)}

@@ -1,0 +1,1 @@
+"""Calibration machinery shared by every data-driven method (GPTQ, AWQ, SmoothQuant, Wanda, SparseGPT)."""

@@ -1,0 +1,81 @@
+"""AWQ: activation-aware weight quantization by per-input-channel scaling.
+
+Lin et al. 2023, "AWQ: Activation-aware Weight Quantization for LLM Compression and
+Acceleration" (arXiv:2306.00978), section 3.2. Weight columns that meet large activations matter
+most; scaling them up by ``s_j`` before rounding (and the activations down by ``s_j``, folded into
+the previous norm or linear, :mod:`nlpress.quantize.scale_fold`) shrinks their relative rounding
+error. The scales are ``s = mean|x|^alpha``, normalised so ``max(s) * min(s) = 1`` as in the
+reference code (mit-han-lab/llm-awq ``auto_scale.py``), with ``alpha`` chosen on a grid in
+[0, 1) to minimise the output error of the linears that share the input::
+
+    err(alpha) = sum_i || x W_i^T - (x / s) Q(W_i diag(s))^T ||^2
+
+measured on a subsample of the calibration rows. ``alpha = 0`` is plain round-to-nearest, so the
+search never does worse than RTN on the calibration rows. Why the linears' outputs rather than the
+whole attention/MLP block: it needs only the block inputs the sequential engine already keeps, and
+the paper's ablation finds most of the gain in the scale itself. The clipping search of the
+reference code is not done here.
+
+Pure functions; the model glue is in :mod:`nlpress.quantize.weight_only`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from nlpress.quantize.primitives import QuantSpec, fake_quantize
+
+GRID = 20  # alphas 0, 0.05, ..., 0.95: the reference implementation's grid
+
+
+def awq_scales(act_abs_mean: Tensor, alpha: float) -> Tensor:
+    """``s_j = mean|x_j|^alpha`` normalised by ``sqrt(max(s) min(s))`` (in,)."""
+    s = act_abs_mean.float().clamp(min=1e-4).pow(alpha)
+    return s / (s.max() * s.min()).sqrt()
+
+
+def scaled_output_error(x: Tensor, weights: list[Tensor], s: Tensor, spec: QuantSpec) -> float:
+    """``sum_i ||x W_i^T - (x / s) Q(W_i diag(s))^T||^2`` for rows ``x`` (n, in)."""
+    xs = x / s  # (n, in)
+    err = 0.0
+    for w in weights:  # (out, in)
+        wq = fake_quantize(w.float() * s[None, :], spec)
+        err += float((x @ w.float().t() - xs @ wq.t()).square().sum())
+    return err
+
+
+@dataclass
+class AWQResult:
+    alpha: float
+    scales: Tensor  # (in,)
+    error: float  # output error at the chosen alpha
+    rtn_error: float  # output error at alpha = 0 (round-to-nearest)
+
+
+def awq_search(
+    x: Tensor, weights: list[Tensor], act_abs_mean: Tensor, spec: QuantSpec, grid: int = GRID
+) -> AWQResult:
+    """Best ``alpha`` on the grid for linears ``weights`` sharing inputs ``x`` (n, in)."""
+    best: AWQResult | None = None
+    rtn = 0.0
+    for k in range(grid):
+        alpha = k / grid
+        s = awq_scales(act_abs_mean, alpha)
+        err = scaled_output_error(x.float(), weights, s, spec)
+        if k == 0:
+            rtn = err
+        if best is None or err < best.error:
+            best = AWQResult(alpha, s, err, rtn)
+    assert best is not None
+    best.rtn_error = rtn
+    return best
+
+
+def smooth_scales(act_abs_max: Tensor, weight_abs_max: Tensor, alpha: float) -> Tensor:
+    """SmoothQuant's ``s_j = max|X_j|^alpha / max|W_j|^(1 - alpha)`` (Xiao et al. 2022, eq. 4)."""
+    a = act_abs_max.float().clamp(min=1e-5)
+    w = weight_abs_max.float().clamp(min=1e-5)
+    return (a.pow(alpha) / w.pow(1 - alpha)).clamp(min=1e-5)
