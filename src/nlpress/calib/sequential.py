@@ -243,5 +243,7 @@ def run_sequential(
             ctx.scale_groups = block_scale_groups(adapter, block)
             infos.append(transform(ctx) if linears else {})
             del stats, ctx
-            inputs = [(h, kw) for h, (_, kw) in zip(_run_block(block, inputs), inputs)]
+            inputs = [
+                (h, kw) for h, (_, kw) in zip(_run_block(block, inputs), inputs, strict=False)
+            ]
     return infos

@@ -120,7 +120,9 @@ def gptq_quantize(
         for i in range(i2 - i1):
             col = int(perm[i1 + i])
             if not static and col % g == 0:  # first column of a group: params from current W
-                cur = torch.cat([w1[:, i:], w[:, i2:]], dim=1)[:, :g]
+                # the group's columns past this block lack this block's lazy updates so far
+                ahead = w[:, i2 : i1 + i + g] - err1[:, :i] @ hinv[i1 : i1 + i, i2 : i1 + i + g]
+                cur = torch.cat([w1[:, i:], ahead], dim=1)[:, :g]
                 s, z = _params(cur, spec)
                 scales[:, col // g], zeros[:, col // g] = s[:, 0], z[:, 0].float()
             d = hinv1[i, i]

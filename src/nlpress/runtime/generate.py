@@ -72,15 +72,20 @@ def generate(predictor, prompt: str, max_new_tokens: int = 32) -> str:
 
 def prefill_decode_seconds(model, ids, new_tokens: int) -> tuple[float, float]:
     """(prefill seconds for ``ids`` (1, T), decode seconds for ``new_tokens`` greedy steps)."""
+    import inspect
+
     import torch
 
+    # transformers 5.x renamed past_key_values to cache (the old name warns until 5.40)
+    new_name = "cache" in inspect.signature(model.forward).parameters
+    key = "cache" if new_name else "past_key_values"
     with torch.inference_mode():
         t0 = time.perf_counter()
         out = model(input_ids=ids, use_cache=True)
         t1 = time.perf_counter()
-        past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)  # (1, 1)
+        past, tok = getattr(out, key), out.logits[:, -1:].argmax(-1)  # (1, 1)
         for _ in range(new_tokens):
-            out = model(input_ids=tok, past_key_values=past, use_cache=True)
-            past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            out = model(input_ids=tok, use_cache=True, **{key: past})
+            past, tok = getattr(out, key), out.logits[:, -1:].argmax(-1)
         t2 = time.perf_counter()
     return t1 - t0, t2 - t1
