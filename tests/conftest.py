@@ -176,12 +176,12 @@ def tiny_llama128(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def lm_text(tmp_path) -> Path:
+def lm_corpus(tmp_path) -> Path:
     """About 3,000 words of plain text from the tiny vocabulary (calibration and perplexity)."""
     import random
 
     rng = random.Random(0)
     lines = [" ".join(rng.choice(WORDS) for _ in range(12)) + " ." for _ in range(250)]
-    p = tmp_path / "lm.txt"
+    p = tmp_path / "corpus.txt"
     p.write_text("\n".join(lines) + "\n")
     return p

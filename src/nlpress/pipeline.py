@@ -191,6 +191,19 @@ def _calibration_texts(
     return texts[:wanted], source
 
 
+def _check_weight_only(rcp: Recipe, lm, calib_texts: list) -> None:
+    """Layers and calibration text fit the weight-only step: errors before any slow work."""
+    from nlpress.quantize.weight_only import check_model
+
+    for cfg in rcp.steps:
+        if isinstance(cfg, QuantizeWeightOnlyConfig):
+            n_tokens = None
+            if cfg.method != "rtn" and lm.task == "causal-lm":
+                text = "\n\n".join(str(t) for t in calib_texts)
+                n_tokens = len(lm.tokenizer(text)["input_ids"])
+            check_model(lm.model, cfg, n_tokens)
+
+
 def _needs_lm_calib(rcp: Recipe) -> bool:
     return any(isinstance(s, QuantizeWeightOnlyConfig) and s.method != "rtn" for s in rcp.steps)
 
@@ -316,6 +329,7 @@ def compress(
     calib_texts, calib_source = _calibration_texts(rcp, task, calib, columns, bench_texts)
     lm = load_model(path, task, trust_remote_code=trust_remote_code)
     lm.name = "all-MiniLM-L6-v2 (default)" if str(model) == "default" else str(model)
+    _check_weight_only(rcp, lm, calib_texts)
     weight_files = [f for f in lm.path.iterdir() if f.suffix in (".safetensors", ".bin")]
     baseline = torch_predictor_from_loaded(lm, "pytorch-fp32", weight_files)
     sample = baseline.tokenize(bench_texts[:8])

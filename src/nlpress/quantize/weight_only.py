@@ -85,6 +85,18 @@ def check_layers(model: nn.Module, names: list[str], spec: QuantSpec) -> None:
                 raise NlpressError(f"layer {n}: {e}") from None
 
 
+def check_model(model: nn.Module, cfg, calib_tokens: int | None = None) -> None:
+    """Everything :func:`quantize_weight_only` would reject, checked up front."""
+    spec = weight_spec(cfg.bits, cfg.group_size, cfg.symmetric)
+    check_layers(model, _block_linear_names(model, cfg), spec)
+    if calib_tokens is not None and calib_tokens < cfg.seq_len:
+        raise NlpressError(
+            f"the calibration text has {calib_tokens} tokens, fewer than one window of "
+            f"seq_len={cfg.seq_len}; pass a longer --calib text or lower seq_len "
+            "(--set quantize-weight-only.seq_len=...)"
+        )
+
+
 def _block_linear_names(model: nn.Module, cfg) -> list[str]:
     from nlpress.calib.adapters import find_blocks
     from nlpress.select import select
