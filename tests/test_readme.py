@@ -1,7 +1,7 @@
 """Every command and code block in the README runs (STYLE.md: README commands are tested).
 
 Placeholders are mapped to tiny local models and files: ./my-bert -> a tiny classifier,
-dev.tsv -> a small SST-2-style file, pairs.tsv -> an MRPC-style file, recipe.yaml -> the recipe
+dev.tsv -> a small SST-2-style file, ./my-llama -> a tiny Llama, wiki.txt -> a plain text, pairs.tsv -> an MRPC-style file, recipe.yaml -> the recipe
 shown in the README itself. Benchmarks run with --rounds 1 --no-memory to keep the suite fast;
 the demo (`nlpress compress` on the real default model) is marked slow.
 """
@@ -35,7 +35,7 @@ def _commands() -> list[list[str]]:
 
 
 @pytest.fixture()
-def workdir(tmp_path, monkeypatch, tiny_classifier, sst_file):
+def workdir(tmp_path, monkeypatch, tiny_classifier, sst_file, tiny_llama128, lm_corpus):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dev.tsv").write_text(sst_file.read_text())
     (tmp_path / "pairs.tsv").write_text(
@@ -45,6 +45,8 @@ def workdir(tmp_path, monkeypatch, tiny_classifier, sst_file):
     )
     (tmp_path / "recipe.yaml").write_text(_blocks("yaml")[0])
     (tmp_path / "my-bert").symlink_to(tiny_classifier)
+    (tmp_path / "my-llama").symlink_to(tiny_llama128)
+    (tmp_path / "wiki.txt").write_text(lm_corpus.read_text())
     return tmp_path
 
 

@@ -107,6 +107,18 @@ def _size_mb(entry: Mapping[str, Any]) -> float | None:
     return None if size is None else size / 1e6
 
 
+def lm_speed_rows(b: Mapping[str, Any], r: Mapping[str, Any]) -> list[Row]:
+    """Causal LMs: prefill and decode tokens/s at batch 1 (KV cache), when measured."""
+    rows = []
+    for key, label in (
+        ("prefill_tokens_per_s", "Prefill, batch 1 (tokens/s)"),
+        ("decode_tokens_per_s", "Decode, batch 1 (tokens/s)"),
+    ):
+        if b.get(key) is not None and r.get(key) is not None:
+            rows.append(Row(label, fmt(b[key]), fmt(r[key]), speed_change(ratio(r[key], b[key]))))
+    return rows
+
+
 def core_rows(metrics: Mapping[str, Any], *, full: bool = True) -> list[Row]:
     """Size, latency, throughput (and, when ``full``, p95 latency and peak memory) rows."""
     b, r = _section(metrics, "baseline"), _section(metrics, "result")
@@ -137,6 +149,7 @@ def core_rows(metrics: Mapping[str, Any], *, full: bool = True) -> list[Row]:
     rows.append(
         Row("Throughput (seq/s)", throughput_text(b), throughput_text(r), speed_change(tput))
     )
+    rows += lm_speed_rows(b, r)
     if full:
         mem = ratio(r.get("peak_memory_mb"), b.get("peak_memory_mb"))
         rows.append(
