@@ -28,6 +28,7 @@ from nlpress.recipe import (
     QuantizeStaticInt8Config,
     QuantizeWeightOnlyConfig,
     Recipe,
+    SmoothQuantConfig,
     load_recipe,
 )
 
@@ -130,7 +131,16 @@ def _step_weight_only(st: _State, cfg: QuantizeWeightOnlyConfig) -> dict:
     return info
 
 
-def _weight_only_batches(st: _State, cfg: QuantizeWeightOnlyConfig) -> list:
+def _step_smooth(st: _State, cfg: SmoothQuantConfig) -> dict:
+    from nlpress.quantize.smoothquant import smooth_model
+
+    lm = copy.copy(st.lm)  # the baseline keeps the fp32 original; later steps see the smoothed one
+    lm.model = copy.deepcopy(st.lm.model)
+    st.lm = lm
+    return smooth_model(lm.model, cfg, _weight_only_batches(st, cfg))
+
+
+def _weight_only_batches(st: _State, cfg: QuantizeWeightOnlyConfig | SmoothQuantConfig) -> list:
     """Calibration batches: GPTQ-style token windows for causal LMs, tokenized texts otherwise."""
     import torch
 
@@ -154,6 +164,7 @@ HANDLERS = {
     QuantizeStaticInt8Config: _step_quantize_static,
     CastConfig: _step_cast,
     QuantizeWeightOnlyConfig: _step_weight_only,
+    SmoothQuantConfig: _step_smooth,
 }
 
 
@@ -196,23 +207,39 @@ def _check_weight_only(rcp: Recipe, lm, calib_texts: list) -> None:
     from nlpress.quantize.weight_only import check_model
 
     for cfg in rcp.steps:
+        n_tokens = None
+        if _calibrated(cfg) and lm.task == "causal-lm":
+            text = "\n\n".join(str(t) for t in calib_texts)
+            n_tokens = len(lm.tokenizer(text)["input_ids"])
         if isinstance(cfg, QuantizeWeightOnlyConfig):
-            n_tokens = None
-            if cfg.method != "rtn" and lm.task == "causal-lm":
-                text = "\n\n".join(str(t) for t in calib_texts)
-                n_tokens = len(lm.tokenizer(text)["input_ids"])
             check_model(lm.model, cfg, n_tokens)
+        elif isinstance(cfg, SmoothQuantConfig):
+            from nlpress.quantize.smoothquant import check_smoothable
+
+            check_smoothable(lm.model)
+        if isinstance(cfg, SmoothQuantConfig) and n_tokens is not None and n_tokens < cfg.seq_len:
+            raise NlpressError(
+                f"the calibration text has {n_tokens} tokens, fewer than one window of "
+                f"seq_len={cfg.seq_len}; pass a longer --calib text or lower smoothquant.seq_len"
+            )
+
+
+def _calibrated(s) -> bool:
+    """Steps that run the block-by-block engine on calibration data."""
+    return isinstance(s, SmoothQuantConfig) or (
+        isinstance(s, QuantizeWeightOnlyConfig) and s.method != "rtn"
+    )
 
 
 def _needs_lm_calib(rcp: Recipe) -> bool:
-    return any(isinstance(s, QuantizeWeightOnlyConfig) and s.method != "rtn" for s in rcp.steps)
+    return any(_calibrated(s) for s in rcp.steps)
 
 
 def _weight_only_calib(rcp: Recipe, task: str, calib, columns: dict, bench_texts: list):
     """Calibration texts for GPTQ/AWQ: the whole --calib text (causal LM) or its texts."""
     from nlpress.data.readers import read_text
 
-    (cfg,) = [s for s in rcp.steps if isinstance(s, QuantizeWeightOnlyConfig)]
+    cfg = next(s for s in rcp.steps if _calibrated(s))
     if calib is None:
         texts, source = bench_texts, "evaluation data (no --calib given)"
     elif task == "causal-lm":

@@ -123,6 +123,14 @@ class QuantizeWeightOnlyConfig(StepConfig):
     ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
 
 
+class SmoothQuantConfig(StepConfig):
+    """SmoothQuant (Xiao et al. 2022): activation outliers folded into weights, before int8."""
+
+    alpha: float = Field(0.5, ge=0.0, le=1.0)  # the paper's default migration strength
+    num_samples: int = Field(64, ge=1, le=4096)  # per-channel maxima settle after a few dozen
+    seq_len: int = Field(512, ge=8, le=8192)  # tokens per causal-LM calibration window
+
+
 STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "export-onnx": ExportOnnxConfig,
     "ort-optimize": OrtOptimizeConfig,
@@ -130,6 +138,7 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "quantize-static-int8": QuantizeStaticInt8Config,
     "cast": CastConfig,
     "quantize-weight-only": QuantizeWeightOnlyConfig,
+    "smoothquant": SmoothQuantConfig,
 }
 STEP_NAMES = {cls: name for name, cls in STEP_CONFIGS.items()}
 
@@ -168,6 +177,14 @@ BUILTIN: dict[str, dict[str, Any]] = {
     # int8 weight-only: one scale per output channel (int8 needs no groups to stay accurate)
     "int8-weight-only": {
         "steps": [{"quantize-weight-only": {"bits": 8, "group_size": None, "symmetric": True}}]
+    },
+    "int8-smoothquant": {
+        "steps": [
+            {"smoothquant": {}},
+            {"export-onnx": {}},
+            {"quantize-dynamic-int8": {}},
+            {"ort-optimize": {}},
+        ],
     },
     "int4-rtn": {"steps": [{"quantize-weight-only": {"method": "rtn"}}]},
     "int4-gptq": {"steps": [{"quantize-weight-only": {"method": "gptq"}}]},
@@ -218,7 +235,24 @@ def _check_alone(steps: tuple[StepConfig, ...]) -> None:
         )
 
 
+def _check_smooth(steps: tuple[StepConfig, ...]) -> None:
+    for i, s in enumerate(steps, 1):
+        if isinstance(s, SmoothQuantConfig) and i != 1:
+            raise NlpressError(
+                f"recipe step {i} (smoothquant) rescales the PyTorch model and must be the first "
+                "step, before export-onnx and quantization; move it up"
+            )
+        if isinstance(s, (CastConfig, QuantizeWeightOnlyConfig)) and any(
+            isinstance(p, SmoothQuantConfig) for p in steps
+        ):
+            raise NlpressError(
+                f"recipe step {i}: smoothquant prepares int8 activations; use it with "
+                "quantize-dynamic-int8 or quantize-static-int8"
+            )
+
+
 def _check_order(steps: tuple[StepConfig, ...]) -> None:
+    _check_smooth(steps)
     _check_alone(steps)
     casts = [i for i, s in enumerate(steps, 1) if isinstance(s, CastConfig)]
     if casts and len(steps) > 1:

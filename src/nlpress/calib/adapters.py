@@ -9,8 +9,10 @@ leaves the function unchanged before quantization (:mod:`nlpress.quantize.scale_
 Llama-style (Llama, Mistral, Qwen2, SmolLM2): RMSNorm -> q/k/v, RMSNorm -> gate/up, up -> down
 (``down(act(gate) * up)`` is linear in ``up``'s output). v -> o is left out: with grouped-query
 attention (SmolLM2) v's outputs are shared by several heads and do not map 1:1 onto o's inputs.
-BERT-style: the attention-output LayerNorm -> the FFN's first linear. Its q/k/v read the
-*previous* block's output LayerNorm, which a per-block engine cannot fold into, so they get no group.
+BERT-style (post-LN) blocks have no such pair: every LayerNorm output is also the residual
+stream of the next sub-layer (``LayerNorm(dense(h) + x)``), so scaling it would change the model,
+and the FFN's first linear is followed by GELU, which scaling does not commute with. GPTQ and the
+statistics work on BERT blocks; AWQ's scales and SmoothQuant need a Llama-style (pre-LN) block.
 """
 
 from __future__ import annotations
@@ -38,11 +40,7 @@ LLAMA = ArchAdapter(
         ("mlp.up_proj", ("mlp.down_proj",)),
     ),
 )
-BERT = ArchAdapter(
-    "bert",
-    ("encoder.layer", "bert.encoder.layer", "roberta.encoder.layer"),
-    (("attention.output.LayerNorm", ("intermediate.dense",)),),
-)
+BERT = ArchAdapter("bert", ("encoder.layer", "bert.encoder.layer", "roberta.encoder.layer"))
 ADAPTERS = (LLAMA, BERT)
 
 
