@@ -1,8 +1,8 @@
 """Weight-only int8/int4 on SmolLM2-135M: WikiText-2 perplexity, decode/prefill speed, size, GPTQ cost.
 
 Each quantization runs in its own subprocess (``quantize`` sub-command) so its wall time and peak
-RSS (``ru_maxrss``: the fp32 model, the calibration activations, the statistics, everything) are
-its own; it saves the weight-only safetensors artifact that ``nlpress.load`` uses. The main process
+RSS are its own: the peak (VmHWM, reset after loading) spans the quantization, with the fp32 model,
+the calibration hidden states, the statistics, everything resident; it saves the weight-only safetensors artifact that ``nlpress.load`` uses. The main process
 then loads every model through the runtime (int4 layers on torch's CPU int4 kernel), measures:
 
 * perplexity on ../shared/data/wikitext-2-raw/wiki.valid.raw, GPTQ's protocol: non-overlapping
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -47,6 +46,19 @@ def _ids(tokenizer):
     return torch.as_tensor(tokenizer(text, return_tensors="np")["input_ids"][0])
 
 
+def _vm(key: str) -> float:
+    """VmHWM (peak) or VmRSS of this process in MiB, from /proc/self/status."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def quantize(args) -> None:
     """Sub-command: quantize fp32 SmolLM2 with one method, save it, print time and peak RSS."""
     import torch
@@ -59,7 +71,6 @@ def quantize(args) -> None:
 
     torch.set_num_threads(args.threads)
     lm = load_model(smollm2_path(), "causal-lm")
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     keys = dict(METHODS[args.method])
     if keys.get("bits", 4) == 4:
         keys["group_size"] = args.group
@@ -68,14 +79,16 @@ def quantize(args) -> None:
     if cfg.method != "rtn":
         ids = _ids(lm.tokenizer)[args.eval_tokens :]  # calibration text after the evaluated part
         batches = lm_calibration_batches(ids, cfg.num_samples, cfg.seq_len)
+    rss_loaded = _vm("VmRSS")
+    _reset_peak()  # peak of the quantization itself (model + calibration), not of loading
     t0 = time.perf_counter()
     info, stored = quantize_weight_only(lm.model, cfg, batches, progress=True)
     seconds = time.perf_counter() - t0
+    peak = _vm("VmHWM")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_weight_only(lm.model, stored, out)
     lm.tokenizer.save_pretrained(out)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     info.update(
         seconds=round(seconds, 1), peak_rss_mb=round(peak), rss_after_load_mb=round(rss_loaded)
     )
@@ -133,9 +146,11 @@ def run_all(args) -> None:
         cmd += ["--seq-len", str(args.seq_len), "--eval-tokens", str(args.eval_tokens)]
         cmd += ["--threads", str(args.threads)]
         print("$", " ".join(cmd[1:]), flush=True)
-        res = subprocess.run(cmd, capture_output=True, text=True)
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / f"{m}.log").open("w") as log:  # progress bars of the subprocess
+            res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
         if res.returncode:
-            sys.exit(f"{m} failed: {res.stderr.strip()[-2000:]}")
+            sys.exit(f"{m} failed; see {out / f'{m}.log'}")
         cal[m] = json.loads(res.stdout.strip().splitlines()[-1])
         print(m, cal[m], flush=True)
     import nlpress
