@@ -19,6 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from nlpress.artifact import FORMAT_VERSION, META, atomic_artifact, check_target, write_json
+from nlpress.calib.pipeline_steps import (
+    check_calibrated_steps,
+    lm_calibration_texts,
+    measure_lm_speed,
+    needs_lm_calib,
+    step_smooth,
+    step_weight_only,
+)
 from nlpress.errors import NlpressError
 from nlpress.recipe import (
     CastConfig,
@@ -118,53 +126,14 @@ def _step_cast(st: _State, cfg: CastConfig) -> dict:
     return cast_model(st.torch_model, cfg)
 
 
-def _step_weight_only(st: _State, cfg: QuantizeWeightOnlyConfig) -> dict:
-    from nlpress.quantize.weight_only import quantize_weight_only
-
-    batches = None
-    if cfg.method != "rtn":
-        batches = _weight_only_batches(st, cfg)
-    st.torch_model = copy.deepcopy(st.lm.model)  # the baseline keeps the fp32 original
-    st.weights_format = "weight-only"
-    info, st.quantized = quantize_weight_only(st.torch_model, cfg, batches)
-    info["calibration_source"] = st.calib_source if batches else ""
-    return info
-
-
-def _step_smooth(st: _State, cfg: SmoothQuantConfig) -> dict:
-    from nlpress.quantize.smoothquant import smooth_model
-
-    lm = copy.copy(st.lm)  # the baseline keeps the fp32 original; later steps see the smoothed one
-    lm.model = copy.deepcopy(st.lm.model)
-    st.lm = lm
-    return smooth_model(lm.model, cfg, _weight_only_batches(st, cfg))
-
-
-def _weight_only_batches(st: _State, cfg: QuantizeWeightOnlyConfig | SmoothQuantConfig) -> list:
-    """Calibration batches: GPTQ-style token windows for causal LMs, tokenized texts otherwise."""
-    import torch
-
-    from nlpress.quantize.weight_only import CALIB_BATCH, lm_calibration_batches
-
-    if st.lm.task == "causal-lm":
-        text = "\n\n".join(str(t) for t in st.calib_texts)
-        ids = torch.as_tensor(st.lm.tokenizer(text, return_tensors="np")["input_ids"][0])
-        return lm_calibration_batches(ids, cfg.num_samples, cfg.seq_len)
-    texts = st.calib_texts[: cfg.num_samples]
-    return [
-        {k: torch.from_numpy(v) for k, v in st.tokenize(texts[i : i + CALIB_BATCH]).items()}
-        for i in range(0, len(texts), CALIB_BATCH)
-    ]
-
-
 HANDLERS = {
     ExportOnnxConfig: _step_export,
     OrtOptimizeConfig: _step_optimize,
     QuantizeDynamicInt8Config: _step_quantize,
     QuantizeStaticInt8Config: _step_quantize_static,
     CastConfig: _step_cast,
-    QuantizeWeightOnlyConfig: _step_weight_only,
-    SmoothQuantConfig: _step_smooth,
+    QuantizeWeightOnlyConfig: step_weight_only,
+    SmoothQuantConfig: step_smooth,
 }
 
 
@@ -185,8 +154,8 @@ def _calibration_texts(
     wanted = max(
         (s.num_samples for s in rcp.steps if isinstance(s, QuantizeStaticInt8Config)), default=0
     )
-    if not wanted and _needs_lm_calib(rcp):
-        return _weight_only_calib(rcp, task, calib, columns, bench_texts)
+    if not wanted and needs_lm_calib(rcp):
+        return lm_calibration_texts(rcp, task, calib, columns, bench_texts)
     if not wanted:
         if calib is not None:
             raise NlpressError(
@@ -200,57 +169,6 @@ def _calibration_texts(
         texts, source = _read_calib(calib, task, columns, wanted), str(calib)
     check_calibration_texts(texts, source)
     return texts[:wanted], source
-
-
-def _check_weight_only(rcp: Recipe, lm, calib_texts: list) -> None:
-    """Layers and calibration text fit the weight-only step: errors before any slow work."""
-    from nlpress.quantize.weight_only import check_model
-
-    for cfg in rcp.steps:
-        n_tokens = None
-        if _calibrated(cfg) and lm.task == "causal-lm":
-            text = "\n\n".join(str(t) for t in calib_texts)
-            n_tokens = len(lm.tokenizer(text)["input_ids"])
-        if isinstance(cfg, QuantizeWeightOnlyConfig):
-            check_model(lm.model, cfg, n_tokens)
-        elif isinstance(cfg, SmoothQuantConfig):
-            from nlpress.quantize.smoothquant import check_smoothable
-
-            check_smoothable(lm.model)
-        if isinstance(cfg, SmoothQuantConfig) and n_tokens is not None and n_tokens < cfg.seq_len:
-            raise NlpressError(
-                f"the calibration text has {n_tokens} tokens, fewer than one window of "
-                f"seq_len={cfg.seq_len}; pass a longer --calib text or lower smoothquant.seq_len"
-            )
-
-
-def _calibrated(s) -> bool:
-    """Steps that run the block-by-block engine on calibration data."""
-    return isinstance(s, SmoothQuantConfig) or (
-        isinstance(s, QuantizeWeightOnlyConfig) and s.method != "rtn"
-    )
-
-
-def _needs_lm_calib(rcp: Recipe) -> bool:
-    return any(_calibrated(s) for s in rcp.steps)
-
-
-def _weight_only_calib(rcp: Recipe, task: str, calib, columns: dict, bench_texts: list):
-    """Calibration texts for GPTQ/AWQ: the whole --calib text (causal LM) or its texts."""
-    from nlpress.data.readers import read_text
-
-    cfg = next(s for s in rcp.steps if _calibrated(s))
-    if calib is None:
-        texts, source = bench_texts, "evaluation data (no --calib given)"
-    elif task == "causal-lm":
-        if not Path(calib).is_file():
-            raise NlpressError(f"calibration file not found: {calib}; check the path")
-        texts, source = [read_text(calib)], str(calib)
-    else:
-        texts, source = _read_calib(calib, task, columns, cfg.num_samples), str(calib)
-    if not texts or not any(str(t).strip() for t in texts):
-        raise NlpressError(f"calibration data is empty ({source}); pass a file with text in it")
-    return texts, source
 
 
 def _read_calib(calib, task: str, columns: dict, limit: int) -> list:
@@ -356,7 +274,7 @@ def compress(
     calib_texts, calib_source = _calibration_texts(rcp, task, calib, columns, bench_texts)
     lm = load_model(path, task, trust_remote_code=trust_remote_code)
     lm.name = "all-MiniLM-L6-v2 (default)" if str(model) == "default" else str(model)
-    _check_weight_only(rcp, lm, calib_texts)
+    check_calibrated_steps(rcp, lm, calib_texts)
     weight_files = [f for f in lm.path.iterdir() if f.suffix in (".safetensors", ".bin")]
     baseline = torch_predictor_from_loaded(lm, "pytorch-fp32", weight_files)
     sample = baseline.tokenize(bench_texts[:8])
@@ -425,27 +343,6 @@ def _progress(steps, enabled: bool):
     return tqdm(steps, desc="compress", unit="step")
 
 
-def _measure_lm_speed(baseline, result, text: str, cfg, metrics: dict) -> None:
-    """Prefill and decode tokens/s at batch 1 (KV cache), baseline and result interleaved."""
-    from nlpress.bench.lm_speed import LMSpeedConfig, lm_speed
-
-    sp = lm_speed(
-        {"baseline": baseline, "result": result},
-        text,
-        LMSpeedConfig(rounds=cfg.rounds, progress=cfg.progress),
-    )
-    if "baseline" not in sp or "result" not in sp:
-        return
-    for key in ("baseline", "result"):
-        metrics[key].update(
-            {k: sp[key][k] for k in ("prefill_tokens_per_s", "decode_tokens_per_s")}
-        )
-    b, r = sp["baseline"], sp["result"]
-    metrics["ratios"]["decode_speedup"] = r["decode_tokens_per_s"] / b["decode_tokens_per_s"]
-    metrics["ratios"]["prefill_speedup"] = r["prefill_tokens_per_s"] / b["prefill_tokens_per_s"]
-    metrics["bench"]["lm"] = {"prompt_len": b["prompt_len"], "new_tokens": b["new_tokens"]}
-
-
 def _measure(
     baseline, result, lm, tmp: Path, eval_data, bench_texts, bench, memory: bool, progress: bool
 ) -> dict:
@@ -483,7 +380,7 @@ def _measure(
     }
     metrics["ratios"] = ratios(speed, "baseline")["result"]
     if lm.task == "causal-lm":
-        _measure_lm_speed(baseline, result, eval_data, cfg, metrics)
+        measure_lm_speed(baseline, result, eval_data, cfg, metrics)
     if cfg.seq_len is None and lm.task != "causal-lm":
         import dataclasses
 
