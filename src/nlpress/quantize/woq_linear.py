@@ -8,8 +8,8 @@ nibble first, :func:`nlpress.quantize.primitives.pack_int4`, ONNX Runtime ``MatM
 layout; int8: one byte per code), ``NAME.scales`` (out, groups) float32, ``NAME.zeros`` (out,
 groups) uint8, ``NAME.bias``; the metadata lists each layer's bits, group size and shape.
 
-Kernels (measured on this project's 2-core AVX-512 CPU, one 1536x576 layer, group 64, see
-``benchmarks/int4_kernels.py``): PyTorch's ``_weight_int4pack_mm_for_cpu`` with **bf16**
+Kernels (measured on this project's 2-core AVX-512 CPU, shared with other jobs, one 1536x576
+layer, group 64, one quick run of the code now in ``benchmarks/int4_kernels.py``): PyTorch's ``_weight_int4pack_mm_for_cpu`` with **bf16**
 activations ran a batch-1 product in 36 us against 77 us for the fp32 matmul (2.1x), while
 with fp32 activations it took a slow path (750 us, 10x slower than fp32). ONNX Runtime's
 ``MatMulNBits`` took 51 us at fp32 accuracy (1.5x) and 17 us with int8 activations
