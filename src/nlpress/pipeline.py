@@ -10,6 +10,7 @@ the ratios in the report are measured side by side on the same (noisy) machine.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import time
@@ -24,6 +25,9 @@ from nlpress.recipe import (
     CastConfig,
     ExportOnnxConfig,
     OrtOptimizeConfig,
+    PruneMagnitudeConfig,
+    PruneNMConfig,
+    PruneStructuredConfig,
     QuantizeDynamicInt8Config,
     QuantizeStaticInt8Config,
     Recipe,
@@ -60,20 +64,27 @@ class _State:
     calib_texts: list = field(default_factory=list)
     calib_source: str = ""  # the --calib file, or "evaluation data" when none was given
     steps: list[dict] = field(default_factory=list)
+    pruning: dict = field(default_factory=dict)  # per-layer sparsity etc., for the report
+    masks: dict = field(default_factory=dict)  # parameter name -> keep-mask, from pruning steps
+
+    def current(self):
+        """The model as the steps so far left it (the baseline's own model is never changed)."""
+        return self.torch_model if self.torch_model is not None else self.lm.model
 
 
 def _step_export(st: _State, cfg: ExportOnnxConfig) -> dict:
     from nlpress.export.onnx_export import export_onnx
 
     st.onnx = st.tmp / "model.export.onnx"
-    return export_onnx(st.lm, st.onnx, cfg, st.sample)
+    lm = dataclasses.replace(st.lm, model=st.current())  # a pruned model, if a step pruned it
+    return export_onnx(lm, st.onnx, cfg, st.sample)
 
 
 def _step_optimize(st: _State, cfg: OrtOptimizeConfig) -> dict:
     from nlpress.export.ort_optimize import ort_optimize
 
     dst = st.tmp / "model.opt.onnx"
-    info = ort_optimize(st.onnx, dst, st.lm.model.config.to_dict(), cfg)
+    info = ort_optimize(st.onnx, dst, st.current().config.to_dict(), cfg)
     st.onnx.unlink()
     st.onnx = dst
     return info
@@ -88,7 +99,7 @@ def _step_quantize(st: _State, cfg: QuantizeDynamicInt8Config) -> dict:
         st.onnx.unlink()
         st.onnx = dst
         return info
-    st.torch_model = copy.deepcopy(st.lm.model)  # the baseline keeps the fp32 original
+    st.torch_model = copy.deepcopy(st.current())  # the baseline keeps the fp32 original
     return quantize_torch_dynamic(st.torch_model, cfg)
 
 
@@ -110,9 +121,15 @@ def _step_quantize_static(st: _State, cfg: QuantizeStaticInt8Config) -> dict:
 def _step_cast(st: _State, cfg: CastConfig) -> dict:
     from nlpress.quantize.cast import cast_model
 
-    st.torch_model = copy.deepcopy(st.lm.model)  # the baseline keeps the fp32 original
+    st.torch_model = copy.deepcopy(st.current())  # the baseline keeps the fp32 original
     st.weights_format = "hf"
     return cast_model(st.torch_model, cfg)
+
+
+def _step_prune(st: _State, cfg) -> dict:
+    from nlpress.prune.steps import prune_step
+
+    return prune_step(st, cfg)
 
 
 HANDLERS = {
@@ -121,6 +138,9 @@ HANDLERS = {
     QuantizeDynamicInt8Config: _step_quantize,
     QuantizeStaticInt8Config: _step_quantize_static,
     CastConfig: _step_cast,
+    PruneMagnitudeConfig: _step_prune,
+    PruneNMConfig: _step_prune,
+    PruneStructuredConfig: _step_prune,
 }
 
 
@@ -139,12 +159,18 @@ def _calibration_texts(
     from nlpress.quantize.static import check_calibration_texts
 
     wanted = max(
-        (s.num_samples for s in rcp.steps if isinstance(s, QuantizeStaticInt8Config)), default=0
+        (
+            s.num_samples
+            for s in rcp.steps
+            if isinstance(s, QuantizeStaticInt8Config)
+            or (isinstance(s, PruneStructuredConfig) and s.score == "activation")
+        ),
+        default=0,
     )
     if not wanted:
         if calib is not None:
             raise NlpressError(
-                f"--calib is used by the quantize-static-int8 step only; recipe {rcp.name!r} "
+                f"--calib is used by quantize-static-int8 and activation-scored pruning only; recipe {rcp.name!r} "
                 "has none (try --recipe int8-static)"
             )
         return [], ""
@@ -180,7 +206,7 @@ def _finalize_model(st: _State, recipe: Recipe) -> dict:
         "format_version": FORMAT_VERSION,
         "task": lm.task,
         "source_model": lm.name,
-        "input_names": model_input_names(lm.model, lm.tokenizer),
+        "input_names": model_input_names(st.current(), lm.tokenizer),
         "pooling": lm.pooling,
         "normalize": lm.normalize,
         "id2label": lm.id2label,
@@ -189,13 +215,17 @@ def _finalize_model(st: _State, recipe: Recipe) -> dict:
     }
     if st.onnx is not None:
         st.onnx.rename(st.tmp / "model.onnx")
-        lm.model.config.save_pretrained(st.tmp)
+        st.current().config.save_pretrained(st.tmp)
         meta.update(
             backend="onnxruntime", model_file="model.onnx", name=f"onnxruntime-{recipe.name}"
         )
     elif st.torch_model is not None:
         if st.weights_format == "hf":
             st.torch_model.save_pretrained(st.tmp)  # safetensors, in the model's own dtype
+        elif st.weights_format == "bitmask":
+            from nlpress.prune.sparse_io import save_sparse
+
+            save_sparse(st.torch_model, st.tmp)
         else:
             save_dynamic_int8(st.torch_model, st.tmp)
         meta.update(
@@ -294,6 +324,8 @@ def compress(
             data={"source": str(data) if data else "builtin", "n": _n(eval_data)},
             seconds=round(time.perf_counter() - t_start, 1),
         )
+        if st.pruning:
+            metrics["pruning"] = st.pruning
         from nlpress.bench.env import environment
         from nlpress.report import write_report
 

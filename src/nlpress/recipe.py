@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nlpress.errors import NlpressError
 
@@ -101,13 +101,64 @@ class CastConfig(StepConfig):
     dtype: Literal["bf16", "fp16"] = "bf16"
 
 
+# Pruning targets by default: the linear layers inside the transformer blocks (BERT
+# "encoder.layer.N...", Llama "model.layers.N..."); embeddings, poolers and task heads are few
+# weights that every output depends on.
+BLOCK_LINEARS = [r"re:(.*\.)?(layer|layers)\.\d+\..*"]
+
+
+class PruneMagnitudeConfig(StepConfig):
+    sparsity: float = Field(0.5, ge=0.0, lt=1.0)  # share of the targeted weights set to zero
+    norm: Literal["l1", "l2"] = "l1"  # |w| or w^2: same ranking, both offered for parity
+    # layer: every targeted layer loses the same share (no layer is emptied); global: one
+    # threshold across layers, which prunes layers with small weights harder.
+    scope: Literal["layer", "global"] = "layer"
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
+    # sparse: bitmask + non-zero values (size falls with sparsity); dense: plain safetensors
+    storage: Literal["sparse", "dense"] = "sparse"
+
+
+class PruneNMConfig(StepConfig):
+    n: int = Field(2, ge=1)  # keep n of every m consecutive weights along the input: 2:4 is
+    m: int = Field(4, ge=2)  # the pattern NVIDIA sparse tensor cores run
+    norm: Literal["l1", "l2"] = "l1"
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
+    ignore: list[str] = Field(default_factory=list)
+    storage: Literal["sparse", "dense"] = "sparse"
+
+    @model_validator(mode="after")
+    def _n_below_m(self) -> PruneNMConfig:
+        if self.n >= self.m:
+            raise ValueError(f"N:M needs n < m, got {self.n}:{self.m}; e.g. n: 2, m: 4")
+        return self
+
+
+class PruneStructuredConfig(StepConfig):
+    # The issue's default: a third of the heads and half the FFN neurons of every layer; the
+    # same count per layer, because transformers configs hold one head count and one width.
+    head_fraction: float = Field(1 / 3, ge=0.0, le=1.0)  # 1.0 is refused with a clear error
+    ffn_fraction: float = Field(0.5, ge=0.0, lt=1.0)
+    layer_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # whole blocks, ranked by the score
+    drop_layers: list[int] = Field(default_factory=list)  # or name the blocks to drop
+    # magnitude: L2 norm of each unit's weights, no data needed; activation: mean output
+    # magnitude of each unit on calibration texts times its output weights' norm (layers: 1 -
+    # cosine of a block's input and output, ShortGPT's block influence).
+    score: Literal["magnitude", "activation"] = "magnitude"
+    num_samples: int = Field(64, ge=8, le=10_000)  # calibration texts for score: activation
+
+
 STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "export-onnx": ExportOnnxConfig,
     "ort-optimize": OrtOptimizeConfig,
     "quantize-dynamic-int8": QuantizeDynamicInt8Config,
     "quantize-static-int8": QuantizeStaticInt8Config,
     "cast": CastConfig,
+    "prune-magnitude": PruneMagnitudeConfig,
+    "prune-nm": PruneNMConfig,
+    "prune-structured": PruneStructuredConfig,
 }
+PRUNE_STEPS = (PruneMagnitudeConfig, PruneNMConfig, PruneStructuredConfig)
 STEP_NAMES = {cls: name for name, cls in STEP_CONFIGS.items()}
 
 
@@ -142,6 +193,9 @@ BUILTIN: dict[str, dict[str, Any]] = {
     },
     "int8-torch": {"steps": [{"quantize-dynamic-int8": {"backend": "torch"}}]},
     "bf16": {"steps": [{"cast": {"dtype": "bf16"}}]},
+    "prune-structured": {"steps": [{"prune-structured": {}}]},
+    "magnitude-50": {"steps": [{"prune-magnitude": {"sparsity": 0.5}}]},
+    "magnitude-2:4": {"steps": [{"prune-nm": {"n": 2, "m": 4}}]},
 }
 
 
@@ -179,7 +233,20 @@ def _parse_step(i: int, raw: Any) -> StepConfig:
         raise _step_error(i, name, err) from err
 
 
+def _check_prune_order(steps: tuple[StepConfig, ...]) -> None:
+    """Pruning changes the PyTorch weights, so it must come before export, quantization, cast."""
+    for i, s in enumerate(steps, 1):
+        if isinstance(s, PRUNE_STEPS):
+            later = [STEP_NAMES[type(p)] for p in steps[: i - 1] if not isinstance(p, PRUNE_STEPS)]
+            if later:
+                raise NlpressError(
+                    f"recipe step {i} ({STEP_NAMES[type(s)]}) must come before {later[0]}; "
+                    "prune first, then export or quantize"
+                )
+
+
 def _check_order(steps: tuple[StepConfig, ...]) -> None:
+    _check_prune_order(steps)
     casts = [i for i, s in enumerate(steps, 1) if isinstance(s, CastConfig)]
     if casts and len(steps) > 1:
         raise NlpressError(

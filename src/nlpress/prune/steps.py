@@ -1,0 +1,76 @@
+"""The pruning recipe steps: glue between the pipeline's state and the pruning functions.
+
+Each step works on a copy of the model (the baseline measured in the same run keeps the
+original), records what it removed per layer for the report, and picks how the weights are
+saved: ``bitmask`` (size falls with sparsity; also the format that can hold a head-pruned BERT)
+or plain Hugging Face safetensors.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from nlpress.recipe import PruneMagnitudeConfig, PruneNMConfig, PruneStructuredConfig
+
+log = logging.getLogger(__name__)
+
+CALIB_BATCH = 16  # texts per calibration forward pass: small, bounded memory
+
+NO_SPARSE_KERNEL = (
+    "{kind} sparsity has no faster kernel on CPU PyTorch or ONNX Runtime: the zeros are still "
+    "multiplied, so expect no speedup (the measured speed above says what it is); the gain is "
+    "size on disk with storage: sparse."
+)
+NM_GPU = " 2:4 runs faster only with sparse tensor-core kernels on NVIDIA Ampere or newer GPUs."
+STRUCTURED = (
+    "Structured pruning removed whole heads, neurons or blocks: every matrix product is smaller, "
+    "so it is faster on any backend."
+)
+
+
+def prune_step(st: Any, cfg: PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig) -> dict:
+    """Run one pruning step on ``st`` (the pipeline's ``_State``); return the step's info."""
+    if st.torch_model is None:
+        st.torch_model = copy.deepcopy(st.lm.model)
+    if isinstance(cfg, PruneStructuredConfig):
+        from nlpress.prune.structured import prune_structured
+
+        batches = _batches(st) if cfg.score == "activation" else None
+        st.torch_model, summary = prune_structured(st.torch_model, cfg, batches)
+        kind, storage, warning = "structured", "dense", STRUCTURED
+    else:
+        from nlpress.prune.unstructured import prune_unstructured
+
+        st.masks, summary = prune_unstructured(st.torch_model, cfg)
+        nm = isinstance(cfg, PruneNMConfig)
+        kind = f"{cfg.n}:{cfg.m}" if nm else "unstructured"
+        storage = cfg.storage
+        warning = NO_SPARSE_KERNEL.format(kind="N:M" if nm else "Unstructured")
+        if nm and (cfg.n, cfg.m) == (2, 4):
+            warning += NM_GPU
+    narrowed = getattr(st.torch_model.config, "nlpress_attention_heads", None) is not None
+    st.weights_format = "bitmask" if storage == "sparse" or narrowed else "hf"
+    if narrowed and kind == "structured":
+        warning += (
+            " Heads were removed from a BERT: transformers 5 cannot express that in a BERT "
+            "config, so load it with nlpress.load or export it to ONNX (see the README)."
+        )
+    st.pruning = {
+        "kind": kind,
+        "per_layer": summary["per_layer"],
+        "weights_format": st.weights_format,
+        "warnings": [*st.pruning.get("warnings", []), warning],
+        "steps": [*st.pruning.get("steps", []), {"kind": kind, **summary["info"]}],
+    }
+    return summary["info"]
+
+
+def _batches(st: Any):
+    import torch
+
+    texts = st.calib_texts
+    for i in range(0, len(texts), CALIB_BATCH):
+        batch = st.tokenize(texts[i : i + CALIB_BATCH])
+        yield {k: torch.from_numpy(v) for k, v in batch.items()}
