@@ -105,7 +105,9 @@ def apply_masks(model: torch.nn.Module, masks: Mapping[str, torch.Tensor]) -> No
                 raise NlpressError(
                     f"mask for {name!r} has shape {tuple(mask.shape)}, not {tuple(p.shape)}"
                 )
-            p.mul_(mask.to(p.device, p.dtype))
+            # masked_fill, not a multiply: w * 0 is -0.0 for negative w, a bit pattern the
+            # sparse storage would have to keep as a value
+            p.masked_fill_(~mask.to(p.device), 0.0)
 
 
 def sparsity_of(t: torch.Tensor) -> float:
