@@ -283,6 +283,7 @@ def compress(
     }
     eval_data, bench_texts = _read_inputs(task, data, columns, limit)
     calib_texts, calib_source = _calibration_texts(rcp, task, calib, columns, bench_texts)
+    _precheck_pruning(rcp, path, task)
     lm = load_model(path, task, trust_remote_code=trust_remote_code)
     lm.name = "all-MiniLM-L6-v2 (default)" if str(model) == "default" else str(model)
     weight_files = [f for f in lm.path.iterdir() if f.suffix in (".safetensors", ".bin")]
@@ -335,6 +336,12 @@ def compress(
         write_json(tmp / "metrics.json", metrics)
         write_report(tmp, metrics)
     return Artifact(out, metrics)
+
+
+def _precheck_pruning(rcp: Recipe, path: Path, task: str) -> None:
+    from nlpress.prune.steps import precheck
+
+    precheck(rcp.steps, path, task)
 
 
 def _n(eval_data) -> int:

@@ -74,3 +74,42 @@ def _batches(st: Any):
     for i in range(0, len(texts), CALIB_BATCH):
         batch = st.tokenize(texts[i : i + CALIB_BATCH])
         yield {k: torch.from_numpy(v) for k, v in batch.items()}
+
+
+def precheck(steps: tuple, path: Any, task: str) -> None:
+    """Check pruning steps against the model's structure before any weight is loaded.
+
+    The model is built on the meta device from its config (no memory, no weights), so a target
+    pattern that matches nothing or a head count that empties a layer fails in a second, before
+    the slow load and before any progress bar.
+    """
+    prune = [
+        s
+        for s in steps
+        if isinstance(s, PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig)
+    ]
+    if not prune:
+        return
+    import torch
+    from transformers import AutoConfig
+
+    from nlpress.models.loader import auto_class
+
+    with torch.device("meta"):
+        model = auto_class(task).from_config(AutoConfig.from_pretrained(path))
+    for cfg in prune:
+        if isinstance(cfg, PruneStructuredConfig):
+            from nlpress.prune.adapters import blocks, geometry, layout_for
+            from nlpress.prune.structured import counts, layers_to_drop
+
+            lay, blks = layout_for(model), blocks(model)
+            width = blks[0].get_submodule(lay.ffn_out).weight.shape[1]
+            counts(cfg, len(blks), geometry(model), width)
+            if cfg.score == "magnitude" or cfg.drop_layers:
+                layers_to_drop(
+                    cfg, len(blks), None if cfg.score == "magnitude" else torch.zeros(len(blks))
+                )
+            return  # later steps see a smaller model: checked when they run
+        from nlpress.prune.unstructured import target_linears
+
+        target_linears(model, cfg.targets, cfg.ignore)
