@@ -100,6 +100,7 @@ def _step_quantize(st: _State, cfg: QuantizeDynamicInt8Config) -> dict:
         st.onnx = dst
         return info
     st.torch_model = copy.deepcopy(st.current())  # the baseline keeps the fp32 original
+    st.weights_format = "dynamic-int8"  # a pruning step before may have set another
     return quantize_torch_dynamic(st.torch_model, cfg)
 
 

@@ -138,3 +138,18 @@ def test_prune_must_come_before_export():
 
     with pytest.raises(NlpressError, match="must come before export-onnx"):
         recipe_from_dict({"steps": [{"export-onnx": {}}, {"prune-magnitude": {}}]})
+
+
+def test_structured_then_torch_int8(tiny_classifier, sst_file, tmp_path):
+    out = tmp_path / "pt8"
+    recipe = tmp_path / "pt8.yaml"
+    recipe.write_text(
+        "steps:\n"
+        "  - prune-structured: {head_fraction: 0.5}\n"
+        "  - quantize-dynamic-int8: {backend: torch}\n"
+    )
+    art = _compress(tiny_classifier, sst_file, recipe, out)
+    assert json.loads((out / "nlpress.json").read_text())["weights_format"] == "dynamic-int8"
+    assert art.metrics["result"]["fidelity"]["top1_agreement"] >= 0.5
+    q = nlpress.load(out).module.model.bert.encoder.layer[0].attention.self.query
+    assert q.weight().shape == (16, 32)  # 2 of 4 heads, int8
