@@ -226,3 +226,16 @@ def test_refusals():
         prune_structured(m, PruneStructuredConfig(drop_layers=[5]))
     with pytest.raises(NlpressError, match="all 2 layers"):
         prune_structured(m, PruneStructuredConfig(drop_layers=[0, 1]))
+
+
+def test_activation_score_on_bert_removes_units_that_write_nothing():
+    m = _bert()
+    _zero_units(m, [1], [5, 9])
+    cfg = PruneStructuredConfig(head_fraction=0.25, ffn_fraction=2 / 64, score="activation")
+    small, s = prune_structured(m, cfg, [_inputs()])
+    x = _inputs()
+    with torch.no_grad():
+        a, b = m(**x).last_hidden_state, small(**x).last_hidden_state
+    mask = x["attention_mask"].bool()
+    torch.testing.assert_close(b[mask], a[mask], atol=1e-5, rtol=0)  # exactly the zeroed ones
+    assert s["info"]["heads_per_layer"] == "3 of 4" and s["info"]["ffn_per_layer"] == "62 of 64"
