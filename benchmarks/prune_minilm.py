@@ -32,9 +32,9 @@ TARGET = 1.6  # batch-32 throughput, pruned / unpruned, same backend, same run
 CHAIN = """version: 1
 name: prune-structured-onnx
 steps:
-  - prune-structured: {}
-  - export-onnx: {}
-  - ort-optimize: {}
+  - prune-structured: {{score: {score}}}
+  - export-onnx: {{}}
+  - ort-optimize: {{}}
 """
 
 
@@ -98,9 +98,9 @@ def torch_run(label: str, out: str, data: list[str], rounds: int, sets: list[str
     return lines
 
 
-def ort_run(out: Path, data: list[str], rounds: int) -> list[str]:
+def ort_run(out: Path, data: list[str], rounds: int, score: str) -> list[str]:
     recipe = out.parent / "prune-structured-onnx.yaml"
-    recipe.write_text(CHAIN)
+    recipe.write_text(CHAIN.format(score=score))
     pruned, dense = str(out) + "-onnx", str(out) + "-onnx-unpruned"
     common = ["--force", "--rounds", "1", "--no-memory", *data]
     nlpress("compress", "--recipe", str(recipe), "--out", pruned, *common)
@@ -123,21 +123,24 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9, help="interleaved benchmark rounds")
     ap.add_argument("--out", default=str(ROOT / "bench-results" / "prune-minilm"))
     ap.add_argument("--skip-ort", action="store_true", help="PyTorch comparisons only")
+    ap.add_argument("--score", default="magnitude", choices=["magnitude", "activation"])
     a = ap.parse_args()
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     data = ["--data", str(STSB), "--limit", str(a.rows)] if STSB.is_file() else []
     part = f"first {a.rows} pairs of {STSB}" if data else "built-in sentences (no STS-B file)"
-    lines = torch_run("FFN 50% + a third of the heads", str(out), data, a.rounds, [])
+    score = [f"prune-structured.score={a.score}"]
+    lines = torch_run("FFN 50% + a third of the heads", str(out), data, a.rounds, score)
     lines += torch_run(
         "FFN 50% only (head_fraction=0)",
         str(out) + "-ffn",
         data,
         a.rounds,
-        ["prune-structured.head_fraction=0"],
+        ["prune-structured.head_fraction=0", *score],
     )
     if not a.skip_ort:
-        lines += ort_run(out, data, a.rounds)
+        lines += ort_run(out, data, a.rounds, a.score)
+    print(f"score: {a.score}")
     print(f"data: {part}; rounds {a.rounds}; shared machine: compare ratios, not absolute speed")
     print("\n".join(lines))
 

@@ -1,9 +1,9 @@
 """Apply unstructured magnitude and N:M pruning to a model: the glue around :mod:`.masks`.
 
 Layers are chosen by name with the one selection helper (``targets`` minus ``ignore``, exact
-names or ``re:`` patterns; a pattern that matches nothing is an error). Only ``nn.Linear``
-weights are pruned: they hold the matrix products, and biases and LayerNorms are too few to
-matter. The masks are returned (``dict`` parameter name -> bool tensor) so a later fine-tuning
+names or ``re:`` patterns; a pattern that matches nothing is an error). ``nn.Linear`` weights (the
+matrix products) and, when targeted by name, ``nn.Embedding`` tables (half of a small encoder's
+bytes, so they decide its size on disk) are pruned; biases and LayerNorms are too few to matter. The masks are returned (``dict`` parameter name -> bool tensor) so a later fine-tuning
 loop can re-apply them after each optimizer step with :func:`nlpress.prune.masks.apply_masks`.
 """
 
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 
 def target_linears(model: nn.Module, targets: list[str], ignore: list[str]) -> list[str]:
-    """Names of the ``nn.Linear`` modules selected by ``targets`` and ``ignore``."""
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    """Names of the ``nn.Linear`` / ``nn.Embedding`` modules selected by targets and ignore."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Embedding)]
     chosen = select(names, targets, ignore)
     if not chosen:
         raise NlpressError(
