@@ -316,6 +316,12 @@ def compress(
         metrics = _measure(
             baseline, result, lm, tmp, eval_data, bench_texts, bench, memory, progress
         )
+        if st.pruning:  # pruning's own gain on the result's backend, beside the baseline's
+            from nlpress.bench.harness import BenchConfig
+            from nlpress.prune.steps import same_backend_speed
+
+            cfg = bench or BenchConfig(progress=progress)
+            st.pruning.update(same_backend_speed(st, rcp, result, bench_texts, cfg))
         metrics.update(
             version=1,
             task=lm.task,

@@ -46,6 +46,7 @@ def test_magnitude_50_exact_sparsity_in_artifact_and_report(tiny_classifier, sst
     assert "no faster kernel on CPU PyTorch or ONNX Runtime" in md
     assert (out / "sparsity_per_layer.png").read_bytes()[:4] == b"\x89PNG"
     assert art.metrics["steps"][0]["info"]["sparsity"] == 0.5
+    assert "same_backend" not in art.metrics["pruning"]  # the baseline is that reference
 
 
 def test_global_scope_and_ignore(tiny_classifier, sst_file, tmp_path):
@@ -90,6 +91,11 @@ def test_structured_then_onnx_int8_chain(tiny_classifier, sst_file, tmp_path):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["intermediate_size"] == 32 and cfg["nlpress_attention_heads"] == 2
     assert art.metrics["steps"][0]["info"]["heads_per_layer"] == "2 of 4"
+    same = art.metrics["pruning"]["same_backend"]  # pruned ONNX vs unpruned ONNX, same steps
+    assert same["backend"] == "onnxruntime" and same["ratios"]["size_fraction"] < 1
+    assert same["unpruned"]["throughput"] > 0 and same["result"]["throughput"] > 0
+    assert "on onnxruntime (same steps, same run)" in (out / "report.md").read_text()
+    assert not (out / ".unpruned").exists()
     assert nlpress.load(out).predict(["the movie was great"]).labels[0] in ("negative", "positive")
 
 

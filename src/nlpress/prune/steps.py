@@ -113,3 +113,46 @@ def precheck(steps: tuple, path: Any, task: str) -> None:
         from nlpress.prune.unstructured import target_linears
 
         target_linears(model, cfg.targets, cfg.ignore)
+
+
+def same_backend_speed(st: Any, recipe: Any, result: Any, texts: list, bench_cfg: Any) -> dict:
+    """Speed of the result against the *unpruned* model taken through the recipe's other steps.
+
+    The pipeline's baseline is PyTorch fp32; when pruning is chained with export or
+    quantization, that comparison mixes the pruning gain with the backend's. So the original
+    model is run through the same non-pruning steps into a scratch folder, and benchmarked
+    against the result in one interleaved run: what pruning adds on that backend, measured.
+    Returns {} when the recipe has no other steps (the baseline already is that reference).
+    """
+    import shutil
+
+    from nlpress.bench.harness import benchmark, ratios
+    from nlpress.pipeline import HANDLERS, _finalize_model, _State
+    from nlpress.recipe import Recipe
+    from nlpress.runtime import load
+
+    prune_types = PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig
+    rest = tuple(s for s in recipe.steps if not isinstance(s, prune_types))
+    if not rest:
+        return {}
+    scratch = st.tmp / ".unpruned"
+    scratch.mkdir()
+    try:
+        ref = _State(st.lm, scratch, st.sample, tokenize=st.tokenize)
+        ref.calib_texts, ref.calib_source = st.calib_texts, st.calib_source
+        for cfg in rest:
+            HANDLERS[type(cfg)](ref, cfg)
+        _finalize_model(ref, Recipe(name=f"{recipe.name}-unpruned", steps=rest))
+        unpruned = load(scratch, spin=False)
+        log.info("benchmarking against the unpruned model on %s", unpruned.backend)
+        speed = benchmark({"unpruned": unpruned, "result": result}, texts, bench_cfg)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "same_backend": {
+            "backend": unpruned.backend,
+            "unpruned": speed["unpruned"],
+            "result": speed["result"],
+            "ratios": ratios(speed, "unpruned")["result"],
+        }
+    }

@@ -46,6 +46,22 @@ def pruning_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
             speed_change(tput),
         )
     )
+    same = p.get("same_backend")
+    if isinstance(same, Mapping):
+        u, r2 = same.get("unpruned") or {}, same.get("result") or {}
+        rows.append(
+            (
+                f"throughput vs the unpruned model on {same.get('backend')} (same steps, same run)",
+                f"{speed_change(ratio(r2.get('throughput'), u.get('throughput')))} "
+                f"({fmt(u.get('throughput'))} -> {fmt(r2.get('throughput'))} seq/s)",
+            )
+        )
+        rows.append(
+            (
+                "size on disk vs the unpruned model, same steps",
+                fraction_change(ratio(r2.get("size_bytes"), u.get("size_bytes"))),
+            )
+        )
     return rows
 
 
