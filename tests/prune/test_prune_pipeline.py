@@ -159,3 +159,17 @@ def test_structured_then_torch_int8(tiny_classifier, sst_file, tmp_path):
     assert art.metrics["result"]["fidelity"]["top1_agreement"] >= 0.5
     q = nlpress.load(out).module.model.bert.encoder.layer[0].attention.self.query
     assert q.weight().shape == (16, 32)  # 2 of 4 heads, int8
+
+
+def test_activation_score_uses_calibration_texts(tiny_classifier, sst_file, tmp_path):
+    sets = [
+        "prune-structured.score=activation",
+        "prune-structured.num_samples=8",
+        "prune-structured.layer_fraction=0.5",
+        "prune-structured.head_fraction=0.25",
+    ]
+    art = _compress(tiny_classifier, sst_file, "prune-structured", tmp_path / "act", overrides=sets)
+    info = art.metrics["steps"][0]["info"]
+    assert info["score"] == "activation" and info["layers_kept"] == 1
+    assert len(info["layers_dropped"]) == 1 and info["heads_per_layer"] == "3 of 4"
+    assert art.metrics["pruning"]["per_layer"][f"layer {info['layers_dropped'][0]}"] == 1.0
