@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from nlpress.errors import NlpressError
 
@@ -120,18 +127,22 @@ class PruneMagnitudeConfig(StepConfig):
 
 
 class PruneNMConfig(StepConfig):
-    n: int = Field(2, ge=1)  # keep n of every m consecutive weights along the input: 2:4 is
-    m: int = Field(4, ge=2)  # the pattern NVIDIA sparse tensor cores run
+    # keep n of every m consecutive weights along the input dimension: 2:4 is the pattern
+    # NVIDIA sparse tensor cores run (m is declared first so n can be checked against it)
+    m: int = Field(4, ge=2)
+    n: int = Field(2, ge=1)
     norm: Literal["l1", "l2"] = "l1"
     targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
     ignore: list[str] = Field(default_factory=list)
     storage: Literal["sparse", "dense"] = "sparse"
 
-    @model_validator(mode="after")
-    def _n_below_m(self) -> PruneNMConfig:
-        if self.n >= self.m:
-            raise ValueError(f"N:M needs n < m, got {self.n}:{self.m}; e.g. n: 2, m: 4")
-        return self
+    @field_validator("n")
+    @classmethod
+    def _n_below_m(cls, n: int, info: ValidationInfo) -> int:
+        m = info.data.get("m", 4)
+        if n >= m:
+            raise ValueError(f"N:M needs n < m, got {n}:{m}; e.g. n: 2, m: 4")
+        return n
 
 
 class PruneStructuredConfig(StepConfig):
