@@ -10,6 +10,7 @@ from nlpress.prune.masks import (
     apply_masks,
     global_masks,
     importance,
+    keep_masks_callback,
     magnitude_mask,
     mask_sparsity,
     nm_mask,
@@ -119,3 +120,17 @@ def test_apply_masks_rejects_unknown_or_misshaped():
         apply_masks(lin, {"nope": torch.ones(2, 4, dtype=torch.bool)})
     with pytest.raises(NlpressError, match="shape"):
         apply_masks(lin, {"weight": torch.ones(4, 2, dtype=torch.bool)})
+
+
+def test_keep_masks_callback_for_training_loops():
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2))
+    masks = {"0.weight": nm_mask(importance(model[0].weight), 2, 4)}
+    on_step_end = keep_masks_callback(masks)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for step in range(4):
+        opt.zero_grad()
+        model(torch.randn(5, 8)).sum().backward()
+        opt.step()
+        on_step_end(model, step)
+    assert ((model[0].weight != 0).reshape(-1, 4).sum(1) == 2).all()

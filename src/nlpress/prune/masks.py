@@ -118,3 +118,13 @@ def sparsity_of(t: torch.Tensor) -> float:
 def mask_sparsity(masks: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """Per-tensor share of removed entries."""
     return {n: 1.0 - float(m.sum()) / max(m.numel(), 1) for n, m in masks.items()}
+
+
+def keep_masks_callback(masks: Mapping[str, torch.Tensor]):
+    """``on_step_end(model, step)`` for a training loop: re-apply ``masks`` after each optimizer
+    step, so pruned weights stay zero during fine-tuning or recovery."""
+
+    def on_step_end(model: torch.nn.Module, step: int) -> None:
+        apply_masks(model, masks)
+
+    return on_step_end
