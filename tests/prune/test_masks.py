@@ -134,3 +134,12 @@ def test_keep_masks_callback_for_training_loops():
         opt.step()
         on_step_end(model, step)
     assert ((model[0].weight != 0).reshape(-1, 4).sum(1) == 2).all()
+
+
+def test_per_row_mask_exact_in_every_row():
+    torch.manual_seed(3)
+    scores = torch.rand(9, 20)
+    mask = magnitude_mask(scores, 0.35, per_row=True)
+    for r in range(9):
+        assert int((~mask[r]).sum()) == 7
+        assert scores[r][~mask[r]].max() <= scores[r][mask[r]].min()

@@ -46,9 +46,19 @@ def _lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
     return order[:k]
 
 
-def magnitude_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Keep-mask removing exactly ``round(sparsity * numel)`` entries of lowest score."""
+def magnitude_mask(scores: torch.Tensor, sparsity: float, per_row: bool = False) -> torch.Tensor:
+    """Keep-mask removing exactly ``round(sparsity * numel)`` entries of lowest score.
+
+    ``per_row``: each row of a 2-D ``scores`` loses exactly ``round(sparsity * columns)``, the
+    comparison group Wanda uses (per output neuron), so its scores can be passed here as they are.
+    """
     check_sparsity(sparsity)
+    if per_row:
+        k = int(round(sparsity * scores.shape[-1]))
+        rows = scores.float().reshape(-1, scores.shape[-1])
+        mask = torch.ones_like(rows, dtype=torch.bool)
+        mask.scatter_(1, torch.sort(rows, dim=1, stable=True).indices[:, :k], False)
+        return mask.reshape(scores.shape)
     k = int(round(sparsity * scores.numel()))
     mask = torch.ones(scores.numel(), dtype=torch.bool)
     mask[_lowest(scores, k)] = False
