@@ -118,8 +118,9 @@ class PruneMagnitudeConfig(StepConfig):
     sparsity: float = Field(0.5, ge=0.0, lt=1.0)  # share of the targeted weights set to zero
     norm: Literal["l1", "l2"] = "l1"  # |w| or w^2: same ranking, both offered for parity
     # layer: every targeted layer loses the same share (no layer is emptied); global: one
-    # threshold across layers, which prunes layers with small weights harder.
-    scope: Literal["layer", "global"] = "layer"
+    # threshold across layers, which prunes layers with small weights harder; row: every output
+    # neuron loses the same share (Wanda's comparison group).
+    scope: Literal["layer", "global", "row"] = "layer"
     targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
     ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
     # sparse: bitmask + non-zero values (size falls with sparsity); dense: plain safetensors

@@ -64,3 +64,16 @@ def test_chain_order():
         recipe_from_dict(
             {"steps": [{"quantize-dynamic-int8": {"backend": "torch"}}, {"prune-nm": {}}]}
         )
+
+
+def test_row_scope_prunes_each_output_neuron_exactly():
+    import torch
+
+    from nlpress.prune.unstructured import prune_unstructured
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(10, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    cfg = PruneMagnitudeConfig(sparsity=0.5, scope="row", targets=["0", "2"])
+    masks, summary = prune_unstructured(model, cfg)
+    assert ((model[0].weight == 0).sum(1) == 5).all() and ((model[2].weight == 0).sum(1) == 3).all()
+    assert summary["info"]["sparsity"] == 0.5 and set(summary["per_layer"]) == {"0", "2"}

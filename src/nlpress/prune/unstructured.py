@@ -45,7 +45,8 @@ def magnitude_masks(model: nn.Module, cfg: PruneMagnitudeConfig) -> Masks:
     scores = {f"{n}.weight": importance(model.get_submodule(n).weight, cfg.norm) for n in layers}
     if cfg.scope == "global":
         return global_masks(scores, cfg.sparsity)
-    return {n: magnitude_mask(s, cfg.sparsity) for n, s in scores.items()}
+    per_row = cfg.scope == "row"
+    return {n: magnitude_mask(s, cfg.sparsity, per_row) for n, s in scores.items()}
 
 
 def nm_masks(model: nn.Module, cfg: PruneNMConfig) -> Masks:
