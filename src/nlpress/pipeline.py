@@ -171,8 +171,8 @@ def _calibration_texts(
     if not wanted:
         if calib is not None:
             raise NlpressError(
-                f"--calib is used by quantize-static-int8 and activation-scored pruning only; recipe {rcp.name!r} "
-                "has none (try --recipe int8-static)"
+                "--calib is used by quantize-static-int8 and activation-scored pruning only; "
+                f"recipe {rcp.name!r} has none (try --recipe int8-static)"
             )
         return [], ""
     if calib is None:
