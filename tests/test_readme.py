@@ -44,6 +44,8 @@ def workdir(tmp_path, monkeypatch, tiny_classifier, sst_file, tiny_llama128, lm_
         "1\t5\t6\ti love this movie\ti love this film\n0\t7\t8\tbad plot\tgreat fun\n"
     )
     (tmp_path / "recipe.yaml").write_text(_blocks("yaml")[0])
+    prune = next(b for b in _blocks("yaml") if "prune-structured" in b)
+    (tmp_path / "prune-int8.yaml").write_text(prune)
     (tmp_path / "my-bert").symlink_to(tiny_classifier)
     (tmp_path / "my-llama").symlink_to(tiny_llama128)
     (tmp_path / "wiki.txt").write_text(lm_corpus.read_text())

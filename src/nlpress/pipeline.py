@@ -10,6 +10,7 @@ the ratios in the report are measured side by side on the same (noisy) machine.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import time
@@ -32,6 +33,9 @@ from nlpress.recipe import (
     CastConfig,
     ExportOnnxConfig,
     OrtOptimizeConfig,
+    PruneMagnitudeConfig,
+    PruneNMConfig,
+    PruneStructuredConfig,
     QuantizeDynamicInt8Config,
     QuantizeStaticInt8Config,
     QuantizeWeightOnlyConfig,
@@ -71,20 +75,27 @@ class _State:
     calib_source: str = ""  # the --calib file, or "evaluation data" when none was given
     steps: list[dict] = field(default_factory=list)
     quantized: dict = field(default_factory=dict)  # weight-only layers, saved by _finalize_model
+    pruning: dict = field(default_factory=dict)  # per-layer sparsity etc., for the report
+    masks: dict = field(default_factory=dict)  # parameter name -> keep-mask, from pruning steps
+
+    def current(self):
+        """The model as the steps so far left it (the baseline's own model is never changed)."""
+        return self.torch_model if self.torch_model is not None else self.lm.model
 
 
 def _step_export(st: _State, cfg: ExportOnnxConfig) -> dict:
     from nlpress.export.onnx_export import export_onnx
 
     st.onnx = st.tmp / "model.export.onnx"
-    return export_onnx(st.lm, st.onnx, cfg, st.sample)
+    lm = dataclasses.replace(st.lm, model=st.current())  # a pruned model, if a step pruned it
+    return export_onnx(lm, st.onnx, cfg, st.sample)
 
 
 def _step_optimize(st: _State, cfg: OrtOptimizeConfig) -> dict:
     from nlpress.export.ort_optimize import ort_optimize
 
     dst = st.tmp / "model.opt.onnx"
-    info = ort_optimize(st.onnx, dst, st.lm.model.config.to_dict(), cfg)
+    info = ort_optimize(st.onnx, dst, st.current().config.to_dict(), cfg)
     st.onnx.unlink()
     st.onnx = dst
     return info
@@ -99,7 +110,8 @@ def _step_quantize(st: _State, cfg: QuantizeDynamicInt8Config) -> dict:
         st.onnx.unlink()
         st.onnx = dst
         return info
-    st.torch_model = copy.deepcopy(st.lm.model)  # the baseline keeps the fp32 original
+    st.torch_model = copy.deepcopy(st.current())  # the baseline keeps the fp32 original
+    st.weights_format = "dynamic-int8"  # a pruning step before may have set another
     return quantize_torch_dynamic(st.torch_model, cfg)
 
 
@@ -121,9 +133,15 @@ def _step_quantize_static(st: _State, cfg: QuantizeStaticInt8Config) -> dict:
 def _step_cast(st: _State, cfg: CastConfig) -> dict:
     from nlpress.quantize.cast import cast_model
 
-    st.torch_model = copy.deepcopy(st.lm.model)  # the baseline keeps the fp32 original
+    st.torch_model = copy.deepcopy(st.current())  # the baseline keeps the fp32 original
     st.weights_format = "hf"
     return cast_model(st.torch_model, cfg)
+
+
+def _step_prune(st: _State, cfg) -> dict:
+    from nlpress.prune.steps import prune_step
+
+    return prune_step(st, cfg)
 
 
 HANDLERS = {
@@ -134,6 +152,9 @@ HANDLERS = {
     CastConfig: _step_cast,
     QuantizeWeightOnlyConfig: step_weight_only,
     SmoothQuantConfig: step_smooth,
+    PruneMagnitudeConfig: _step_prune,
+    PruneNMConfig: _step_prune,
+    PruneStructuredConfig: _step_prune,
 }
 
 
@@ -152,15 +173,22 @@ def _calibration_texts(
     from nlpress.quantize.static import check_calibration_texts
 
     wanted = max(
-        (s.num_samples for s in rcp.steps if isinstance(s, QuantizeStaticInt8Config)), default=0
+        (
+            s.num_samples
+            for s in rcp.steps
+            if isinstance(s, QuantizeStaticInt8Config)
+            or (isinstance(s, PruneStructuredConfig) and s.score == "activation")
+        ),
+        default=0,
     )
     if not wanted and needs_lm_calib(rcp):
         return lm_calibration_texts(rcp, task, calib, columns, bench_texts)
     if not wanted:
         if calib is not None:
             raise NlpressError(
-                f"--calib is used by the quantize-static-int8 step and GPTQ/AWQ only; recipe "
-                f"{rcp.name!r} has none (try --recipe int8-static or int4-gptq)"
+                "--calib is used by quantize-static-int8, GPTQ/AWQ/SmoothQuant and "
+                f"activation-scored pruning only; recipe {rcp.name!r} has none "
+                "(try --recipe int8-static or int4-gptq)"
             )
         return [], ""
     if calib is None:
@@ -195,7 +223,7 @@ def _finalize_model(st: _State, recipe: Recipe) -> dict:
         "format_version": FORMAT_VERSION,
         "task": lm.task,
         "source_model": lm.name,
-        "input_names": model_input_names(lm.model, lm.tokenizer),
+        "input_names": model_input_names(st.current(), lm.tokenizer),
         "pooling": lm.pooling,
         "normalize": lm.normalize,
         "id2label": lm.id2label,
@@ -204,7 +232,7 @@ def _finalize_model(st: _State, recipe: Recipe) -> dict:
     }
     if st.onnx is not None:
         st.onnx.rename(st.tmp / "model.onnx")
-        lm.model.config.save_pretrained(st.tmp)
+        st.current().config.save_pretrained(st.tmp)
         meta.update(
             backend="onnxruntime", model_file="model.onnx", name=f"onnxruntime-{recipe.name}"
         )
@@ -215,6 +243,10 @@ def _finalize_model(st: _State, recipe: Recipe) -> dict:
             from nlpress.quantize.woq_linear import save_weight_only
 
             save_weight_only(st.torch_model, st.quantized, st.tmp)
+        elif st.weights_format == "bitmask":
+            from nlpress.prune.sparse_io import save_sparse
+
+            save_sparse(st.torch_model, st.tmp)
         else:
             save_dynamic_int8(st.torch_model, st.tmp)
         meta.update(
@@ -272,6 +304,7 @@ def compress(
     }
     eval_data, bench_texts = _read_inputs(task, data, columns, limit)
     calib_texts, calib_source = _calibration_texts(rcp, task, calib, columns, bench_texts)
+    _precheck_pruning(rcp, path, task)
     lm = load_model(path, task, trust_remote_code=trust_remote_code)
     lm.name = "all-MiniLM-L6-v2 (default)" if str(model) == "default" else str(model)
     check_calibrated_steps(rcp, lm, calib_texts)
@@ -304,6 +337,12 @@ def compress(
         metrics = _measure(
             baseline, result, lm, tmp, eval_data, bench_texts, bench, memory, progress
         )
+        if st.pruning:  # pruning's own gain on the result's backend, beside the baseline's
+            from nlpress.bench.harness import BenchConfig
+            from nlpress.prune.steps import same_backend_speed
+
+            cfg = bench or BenchConfig(progress=progress)
+            st.pruning.update(same_backend_speed(st, rcp, result, bench_texts, cfg))
         metrics.update(
             version=1,
             task=lm.task,
@@ -314,6 +353,8 @@ def compress(
             data={"source": str(data) if data else "builtin", "n": _n(eval_data)},
             seconds=round(time.perf_counter() - t_start, 1),
         )
+        if st.pruning:
+            metrics["pruning"] = st.pruning
         from nlpress.bench.env import environment
         from nlpress.report import write_report
 
@@ -323,6 +364,12 @@ def compress(
         write_json(tmp / "metrics.json", metrics)
         write_report(tmp, metrics)
     return Artifact(out, metrics)
+
+
+def _precheck_pruning(rcp: Recipe, path: Path, task: str) -> None:
+    from nlpress.prune.steps import precheck
+
+    precheck(rcp.steps, path, task)
 
 
 def _n(eval_data) -> int:

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from nlpress.errors import NlpressError
 
@@ -129,6 +136,56 @@ class SmoothQuantConfig(StepConfig):
     alpha: float = Field(0.5, ge=0.0, le=1.0)  # the paper's default migration strength
     num_samples: int = Field(64, ge=1, le=4096)  # per-channel maxima settle after a few dozen
     seq_len: int = Field(512, ge=8, le=8192)  # tokens per causal-LM calibration window
+# Pruning targets by default: the linear layers inside the transformer blocks (BERT
+# "encoder.layer.N...", Llama "model.layers.N..."); embeddings, poolers and task heads are few
+# weights that every output depends on.
+BLOCK_LINEARS = [r"re:(.*\.)?(layer|layers)\.\d+\..*"]
+
+
+class PruneMagnitudeConfig(StepConfig):
+    sparsity: float = Field(0.5, ge=0.0, lt=1.0)  # share of the targeted weights set to zero
+    norm: Literal["l1", "l2"] = "l1"  # |w| or w^2: same ranking, both offered for parity
+    # layer: every targeted layer loses the same share (no layer is emptied); global: one
+    # threshold across layers, which prunes layers with small weights harder; row: every output
+    # neuron loses the same share (Wanda's comparison group).
+    scope: Literal["layer", "global", "row"] = "layer"
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
+    # sparse: bitmask + non-zero values (size falls with sparsity); dense: plain safetensors
+    storage: Literal["sparse", "dense"] = "sparse"
+
+
+class PruneNMConfig(StepConfig):
+    # keep n of every m consecutive weights along the input dimension: 2:4 is the pattern
+    # NVIDIA sparse tensor cores run (m is declared first so n can be checked against it)
+    m: int = Field(4, ge=2)
+    n: int = Field(2, ge=1)
+    norm: Literal["l1", "l2"] = "l1"
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
+    ignore: list[str] = Field(default_factory=list)
+    storage: Literal["sparse", "dense"] = "sparse"
+
+    @field_validator("n")
+    @classmethod
+    def _n_below_m(cls, n: int, info: ValidationInfo) -> int:
+        m = info.data.get("m", 4)
+        if n >= m:
+            raise ValueError(f"N:M needs n < m, got {n}:{m}; e.g. n: 2, m: 4")
+        return n
+
+
+class PruneStructuredConfig(StepConfig):
+    # The issue's default: a third of the heads and half the FFN neurons of every layer; the
+    # same count per layer, because transformers configs hold one head count and one width.
+    head_fraction: float = Field(1 / 3, ge=0.0, le=1.0)  # 1.0 is refused with a clear error
+    ffn_fraction: float = Field(0.5, ge=0.0, lt=1.0)
+    layer_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # whole blocks, ranked by the score
+    drop_layers: list[int] = Field(default_factory=list)  # or name the blocks to drop
+    # magnitude: L2 norm of each unit's weights, no data needed; activation: mean output
+    # magnitude of each unit on calibration texts times its output weights' norm (layers: 1 -
+    # cosine of a block's input and output, ShortGPT's block influence).
+    score: Literal["magnitude", "activation"] = "magnitude"
+    num_samples: int = Field(64, ge=8, le=10_000)  # calibration texts for score: activation
 
 
 STEP_CONFIGS: dict[str, type[StepConfig]] = {
@@ -139,7 +196,11 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "cast": CastConfig,
     "quantize-weight-only": QuantizeWeightOnlyConfig,
     "smoothquant": SmoothQuantConfig,
+    "prune-magnitude": PruneMagnitudeConfig,
+    "prune-nm": PruneNMConfig,
+    "prune-structured": PruneStructuredConfig,
 }
+PRUNE_STEPS = (PruneMagnitudeConfig, PruneNMConfig, PruneStructuredConfig)
 STEP_NAMES = {cls: name for name, cls in STEP_CONFIGS.items()}
 
 
@@ -189,6 +250,9 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "int4-rtn": {"steps": [{"quantize-weight-only": {"method": "rtn"}}]},
     "int4-gptq": {"steps": [{"quantize-weight-only": {"method": "gptq"}}]},
     "int4-awq": {"steps": [{"quantize-weight-only": {"method": "awq"}}]},
+    "prune-structured": {"steps": [{"prune-structured": {}}]},
+    "magnitude-50": {"steps": [{"prune-magnitude": {"sparsity": 0.5}}]},
+    "magnitude-2:4": {"steps": [{"prune-nm": {"n": 2, "m": 4}}]},
 }
 
 
@@ -251,7 +315,20 @@ def _check_smooth(steps: tuple[StepConfig, ...]) -> None:
             )
 
 
+def _check_prune_order(steps: tuple[StepConfig, ...]) -> None:
+    """Pruning changes the PyTorch weights, so it must come before export, quantization, cast."""
+    for i, s in enumerate(steps, 1):
+        if isinstance(s, PRUNE_STEPS):
+            later = [STEP_NAMES[type(p)] for p in steps[: i - 1] if not isinstance(p, PRUNE_STEPS)]
+            if later:
+                raise NlpressError(
+                    f"recipe step {i} ({STEP_NAMES[type(s)]}) must come before {later[0]}; "
+                    "prune first, then export or quantize"
+                )
+
+
 def _check_order(steps: tuple[StepConfig, ...]) -> None:
+    _check_prune_order(steps)
     _check_smooth(steps)
     _check_alone(steps)
     casts = [i for i, s in enumerate(steps, 1) if isinstance(s, CastConfig)]

@@ -69,7 +69,10 @@ def load_dynamic_int8(folder: Path, auto_cls) -> torch.nn.Module:
         raise NlpressError(f"{path} is not an nlpress dynamic-int8 weights file")
     quantized = json.loads(meta["quantized"])
     tensors = load_file(str(path))
+    from nlpress.prune.adapters import narrow_attention
+
     model = auto_cls.from_config(AutoConfig.from_pretrained(folder)).eval()
+    narrow_attention(model)  # a head-pruned BERT (no-op otherwise)
     rest = {k: v for k, v in tensors.items() if not any(k.startswith(q + ".") for q in quantized)}
     missing, unexpected = model.load_state_dict(rest, strict=False)  # float parts first
     missing = [k for k in missing if not any(k.startswith(q + ".") for q in quantized)]

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nlpress.report import tables
+from nlpress.report import pruning, tables
 
 CSS = """
 body { font-family: system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif;
@@ -59,6 +59,13 @@ def _sections(
     extra = tables.extra_rows(metrics)
     if extra:
         out.append(("Other sequence lengths", tables.EXTRA_HEADER, list(extra), "rrrlrrl"))
+    prune_rows = pruning.pruning_rows(metrics)
+    if prune_rows:
+        prune_rows += [("warning", w) for w in pruning.warnings(metrics)]
+        out.append(("Pruning", ("", "value"), prune_rows, "ll"))
+        out.append(
+            ("Sparsity per layer", ("layer", "removed"), pruning.per_layer_rows(metrics), "lr")
+        )
     steps = tables.steps_rows(metrics)
     out.append(
         ("Steps", ("step", "seconds", "info"), list(steps) or [(tables.NA, tables.NA, "")], "lrl")

@@ -14,6 +14,7 @@ from typing import Any
 
 from nlpress.errors import NlpressError
 from nlpress.report.plots import plot_size_throughput, plot_throughput_fidelity
+from nlpress.report.pruning import plot_sparsity
 from nlpress.report.render import render_html, render_markdown
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 PLOTS = {
     "throughput_vs_fidelity.png": plot_throughput_fidelity,
     "size_and_throughput.png": plot_size_throughput,
+    "sparsity_per_layer.png": plot_sparsity,  # pruning results only
 }
 
 

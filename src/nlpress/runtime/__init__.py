@@ -72,6 +72,11 @@ def _load_artifact(p: Path, threads: int, spin: bool = True) -> Predictor:
         from nlpress.quantize.woq_linear import load_weight_only
 
         model = load_weight_only(p, auto_class(meta["task"]))
+    elif meta.get("weights_format") == "bitmask":  # pruned: sparse and/or head-pruned BERT
+        from nlpress.models.loader import auto_class
+        from nlpress.prune.sparse_io import load_sparse
+
+        model = load_sparse(p, auto_class(meta["task"]))
     else:
         from nlpress.models.loader import auto_class
 

@@ -1,0 +1,158 @@
+"""The pruning recipe steps: glue between the pipeline's state and the pruning functions.
+
+Each step works on a copy of the model (the baseline measured in the same run keeps the
+original), records what it removed per layer for the report, and picks how the weights are
+saved: ``bitmask`` (size falls with sparsity; also the format that can hold a head-pruned BERT)
+or plain Hugging Face safetensors.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from nlpress.recipe import PruneMagnitudeConfig, PruneNMConfig, PruneStructuredConfig
+
+log = logging.getLogger(__name__)
+
+CALIB_BATCH = 16  # texts per calibration forward pass: small, bounded memory
+
+NO_SPARSE_KERNEL = (
+    "{kind} sparsity has no faster kernel on CPU PyTorch or ONNX Runtime: the zeros are still "
+    "multiplied, so expect no speedup (the measured speed above says what it is); the gain is "
+    "size on disk with storage: sparse."
+)
+NM_GPU = " 2:4 runs faster only with sparse tensor-core kernels on NVIDIA Ampere or newer GPUs."
+STRUCTURED = (
+    "Structured pruning removed whole heads, neurons or blocks: every matrix product is smaller, "
+    "so it is faster on any backend."
+)
+
+
+def prune_step(st: Any, cfg: PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig) -> dict:
+    """Run one pruning step on ``st`` (the pipeline's ``_State``); return the step's info."""
+    if st.torch_model is None:
+        st.torch_model = copy.deepcopy(st.lm.model)
+    if isinstance(cfg, PruneStructuredConfig):
+        from nlpress.prune.structured import prune_structured
+
+        batches = _batches(st) if cfg.score == "activation" else None
+        st.torch_model, summary = prune_structured(st.torch_model, cfg, batches)
+        kind, storage, warning = "structured", "dense", STRUCTURED
+    else:
+        from nlpress.prune.unstructured import prune_unstructured
+
+        st.masks, summary = prune_unstructured(st.torch_model, cfg)
+        nm = isinstance(cfg, PruneNMConfig)
+        kind = f"{cfg.n}:{cfg.m}" if nm else "unstructured"
+        storage = cfg.storage
+        warning = NO_SPARSE_KERNEL.format(kind="N:M" if nm else "Unstructured")
+        if nm and (cfg.n, cfg.m) == (2, 4):
+            warning += NM_GPU
+    narrowed = getattr(st.torch_model.config, "nlpress_attention_heads", None) is not None
+    st.weights_format = "bitmask" if storage == "sparse" or narrowed else "hf"
+    if narrowed and kind == "structured":
+        warning += (
+            " Heads were removed from a BERT: transformers 5 cannot express that in a BERT "
+            "config, so load it with nlpress.load or export it to ONNX (see the README)."
+        )
+    st.pruning = {
+        "kind": kind,
+        "per_layer": summary["per_layer"],
+        "weights_format": st.weights_format,
+        "warnings": [*st.pruning.get("warnings", []), warning],
+        "steps": [*st.pruning.get("steps", []), {"kind": kind, **summary["info"]}],
+    }
+    return summary["info"]
+
+
+def _batches(st: Any):
+    import torch
+
+    texts = st.calib_texts
+    for i in range(0, len(texts), CALIB_BATCH):
+        batch = st.tokenize(texts[i : i + CALIB_BATCH])
+        yield {k: torch.from_numpy(v) for k, v in batch.items()}
+
+
+def precheck(steps: tuple, path: Any, task: str) -> None:
+    """Check pruning steps against the model's structure before any weight is loaded.
+
+    The model is built on the meta device from its config (no memory, no weights), so a target
+    pattern that matches nothing or a head count that empties a layer fails in a second, before
+    the slow load and before any progress bar.
+    """
+    prune = [
+        s
+        for s in steps
+        if isinstance(s, PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig)
+    ]
+    if not prune:
+        return
+    import torch
+    from transformers import AutoConfig
+
+    from nlpress.models.loader import auto_class
+
+    with torch.device("meta"):
+        model = auto_class(task).from_config(AutoConfig.from_pretrained(path))
+    for cfg in prune:
+        if isinstance(cfg, PruneStructuredConfig):
+            from nlpress.prune.adapters import blocks, geometry, layout_for
+            from nlpress.prune.structured import counts, layers_to_drop
+
+            lay, blks = layout_for(model), blocks(model)
+            width = blks[0].get_submodule(lay.ffn_out).weight.shape[1]
+            counts(cfg, len(blks), geometry(model), width)
+            if cfg.score == "magnitude" or cfg.drop_layers:
+                layers_to_drop(
+                    cfg, len(blks), None if cfg.score == "magnitude" else torch.zeros(len(blks))
+                )
+            return  # later steps see a smaller model: checked when they run
+        from nlpress.prune.unstructured import target_linears
+
+        target_linears(model, cfg.targets, cfg.ignore)
+
+
+def same_backend_speed(st: Any, recipe: Any, result: Any, texts: list, bench_cfg: Any) -> dict:
+    """Speed of the result against the *unpruned* model taken through the recipe's other steps.
+
+    The pipeline's baseline is PyTorch fp32; when pruning is chained with export or
+    quantization, that comparison mixes the pruning gain with the backend's. So the original
+    model is run through the same non-pruning steps into a scratch folder, and benchmarked
+    against the result in one interleaved run: what pruning adds on that backend, measured.
+    Returns {} when the recipe has no other steps (the baseline already is that reference).
+    """
+    import shutil
+
+    from nlpress.bench.harness import benchmark, ratios
+    from nlpress.pipeline import HANDLERS, _finalize_model, _State
+    from nlpress.recipe import Recipe
+    from nlpress.runtime import load
+
+    prune_types = PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig
+    rest = tuple(s for s in recipe.steps if not isinstance(s, prune_types))
+    if not rest:
+        return {}
+    scratch = st.tmp / ".unpruned"
+    scratch.mkdir()
+    try:
+        ref = _State(st.lm, scratch, st.sample, tokenize=st.tokenize)
+        ref.calib_texts, ref.calib_source = st.calib_texts, st.calib_source
+        for cfg in rest:
+            HANDLERS[type(cfg)](ref, cfg)
+        _finalize_model(ref, Recipe(name=f"{recipe.name}-unpruned", steps=rest))
+        unpruned = load(scratch, spin=False)
+        log.info("benchmarking against the unpruned model on %s", unpruned.backend)
+        speed = benchmark({"unpruned": unpruned, "result": result}, texts, bench_cfg)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "same_backend": {
+            "backend": unpruned.backend,
+            "unpruned": speed["unpruned"],
+            "result": speed["result"],
+            "ratios": ratios(speed, "unpruned")["result"],
+        }
+    }
