@@ -14,6 +14,7 @@ Two backends, one config (:class:`~nlpress.recipe.QuantizeDynamicInt8Config`):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from nlpress.recipe import QuantizeDynamicInt8Config
@@ -24,7 +25,10 @@ log = logging.getLogger(__name__)
 EMBEDDING_OPS = ("Gather", "EmbedLayerNormalization")
 
 
-def quantize_onnx_dynamic(src: Path, dst: Path, cfg: QuantizeDynamicInt8Config) -> dict:
+def quantize_onnx_dynamic(
+    src: Path, dst: Path, cfg: QuantizeDynamicInt8Config, keep_fp32: Sequence[str] = ()
+) -> dict:
+    """``keep_fp32``: exact node names left in float on top of ``cfg.ignore`` (mixed precision)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.registry import IntegerOpsRegistry
@@ -32,6 +36,7 @@ def quantize_onnx_dynamic(src: Path, dst: Path, cfg: QuantizeDynamicInt8Config) 
     graph = onnx.load(str(src), load_external_data=False).graph
     node_names = [n.name for n in graph.node]
     exclude = match_names(node_names, cfg.ignore) if cfg.ignore else []
+    exclude += [n for n in keep_fp32 if n not in exclude]
     op_types = sorted(IntegerOpsRegistry)
     if not cfg.quantize_embeddings:
         op_types = [t for t in op_types if t not in EMBEDDING_OPS]

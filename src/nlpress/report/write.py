@@ -15,12 +15,14 @@ from typing import Any
 from nlpress.errors import NlpressError
 from nlpress.report.plots import plot_size_throughput, plot_throughput_fidelity
 from nlpress.report.render import render_html, render_markdown
+from nlpress.report.sensitivity_plot import plot_layer_sensitivity
 
 log = logging.getLogger(__name__)
 
 PLOTS = {
     "throughput_vs_fidelity.png": plot_throughput_fidelity,
     "size_and_throughput.png": plot_size_throughput,
+    "layer_sensitivity.png": plot_layer_sensitivity,
 }
 
 
