@@ -149,13 +149,10 @@ def quantize_mixed(
         probe = Probe(src, build, task, splits, Path(tmp))
         modes = ["quantize-one", "keep-one"] if cfg.ranking == "auto" else [cfg.ranking]
         rows = layer_sensitivity(probe, layers, modes, progress)
-        orders = {
-            "quantize-one": rank_quantize_one(
-                {r["layer"]: r.get("quantize_one_loss") for r in rows}
-            ),
-            "keep-one": rank_keep_one({r["layer"]: r.get("keep_one_loss") for r in rows}),
-        }
-        trace, best = _search(probe, {m: orders[m] for m in modes}, cfg.min_fidelity)
+        rank = {"quantize-one": rank_quantize_one, "keep-one": rank_keep_one}
+        key = {"quantize-one": "quantize_one_loss", "keep-one": "keep_one_loss"}
+        orders = {m: rank[m]({r["layer"]: r[key[m]] for r in rows}) for m in modes}
+        trace, best = _search(probe, orders, cfg.min_fidelity)
         if best is None:
             raise NlpressError(
                 _unmet_message(cfg.min_fidelity, task, trace, len(layers), len(hold))
