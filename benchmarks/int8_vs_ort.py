@@ -81,7 +81,7 @@ def _qoperator(raw: Path, dst: Path, cfg: dict, calib: list, tokenize_names: lis
         str(dst),
         _Reader(calib, tokenize_names),
         quant_format=QuantFormat.QOperator,
-        op_types_to_quantize=["MatMul", "Add", "Mul"],
+        op_types_to_quantize=["MatMul"],
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,

@@ -132,6 +132,16 @@ def test_ignored_layers_are_not_candidates(exported):
         candidate_layers(src, _cfg(ignore=["re:.*MatMul"]))
 
 
+def test_embedding_lookups_are_candidates_of_dynamic_int8(exported, tmp_path):
+    src, _ = exported
+    layers = candidate_layers(src, QuantizeDynamicInt8Config())
+    assert len(layers) == 12 + 3  # word, position and token-type tables, then the linears
+    assert "/model/embeddings/word_embeddings/Gather" in layers
+    cfg = QuantizeDynamicInt8Config(min_fidelity=0.01, sensitivity_samples=24)
+    _, info = _run(exported, tmp_path, cfg.model_copy(update={"ranking": "keep-one"}))
+    assert len(info["mixed_precision"]["sensitivity"]) == 15
+
+
 def test_static_mixed_precision_calibrates_once_and_meets_target(exported, tmp_path, monkeypatch):
     from nlpress.quantize import static
 

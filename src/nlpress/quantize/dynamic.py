@@ -54,11 +54,20 @@ def quantize_onnx_dynamic(
     from nlpress.export.ort_optimize import op_counts
 
     counts = {t: n for t, n in op_counts(dst).items() if _is_int8_op(t)}
-    if not counts:
+    if not counts and not _has_int8_tables(dst):
         from nlpress.errors import NlpressError
 
         raise NlpressError("quantize-dynamic-int8: the model has no layer that can be quantized")
     return {"backend": "onnxruntime", "quantized_ops": counts, "excluded": exclude}
+
+
+def _has_int8_tables(path: Path) -> bool:
+    """Whether ORT stored some weight in int8 (an embedding table is quantized without any
+    integer op: its rows are dequantized after the lookup)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return any(i.name.endswith("_quantized") for i in graph.initializer)
 
 
 def _is_int8_op(op_type: str) -> bool:

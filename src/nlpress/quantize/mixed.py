@@ -31,6 +31,7 @@ from nlpress.quantize.sensitivity import (
     FIDELITY_METRIC,
     LOSS_METRIC,
     Probe,
+    embedding_nodes,
     layer_sensitivity,
     linear_nodes,
     rank_keep_one,
@@ -86,13 +87,18 @@ def split_texts(texts: Sequence, n_sens: int, n_hold: int) -> tuple[list, list]:
 
 
 def candidate_layers(src: Path, cfg: Int8Config) -> list[str]:
-    """The MatMul/Gemm nodes the step would quantize: the ones mixed precision chooses from."""
+    """The nodes mixed precision chooses from: the MatMul/Gemm nodes the step would quantize,
+    and for dynamic int8 with ``quantize_embeddings`` the embedding lookups."""
     import onnx
 
     from nlpress.select import match_names
 
     static = isinstance(cfg, QuantizeStaticInt8Config)
     names = linear_nodes(src, weights_only=not static)
+    if not static and cfg.quantize_embeddings:
+        # int8 embedding tables cost fidelity (on MiniLM as much as an average linear layer)
+        # and buy no speed, only size: a candidate like the others, found by the same ranking
+        names = embedding_nodes(src) + names
     nodes = onnx.load(str(src), load_external_data=False).graph.node
     skip = set(match_names([n.name for n in nodes], cfg.ignore)) if cfg.ignore else set()
     if static and cfg.float_after_gelu:
@@ -221,7 +227,7 @@ def _search(
 def _unmet_message(target: float, task: str, trace: list[dict], n: int, n_hold: int) -> str:
     best = max(trace, key=lambda t: t["fidelity"])
     return (
-        f"min_fidelity {target} cannot be met: even with up to {n - 1} of {n} linear layers kept "
+        f"min_fidelity {target} cannot be met: even with up to {n - 1} of {n} layers kept "
         f"in fp32 the best model measured reaches {FIDELITY_METRIC[task]} {best['fidelity']:.5f} "
         f"({best['kept']} kept) on {n_hold} held-out texts; lower --min-fidelity, or use a float "
         "recipe (onnx, bf16)"

@@ -127,6 +127,15 @@ def linear_nodes(path: Path, *, weights_only: bool) -> list[str]:
     ]
 
 
+def embedding_nodes(path: Path) -> list[str]:
+    """Names of the Gather nodes that look up a stored 2-D table (token, position embeddings)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    tables = {i.name for i in graph.initializer if len(i.dims) == 2}
+    return [n.name for n in graph.node if n.op_type == "Gather" and n.input[0] in tables]
+
+
 Batch = dict[str, np.ndarray]
 
 
