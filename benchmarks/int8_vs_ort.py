@@ -96,6 +96,9 @@ VARIANTS: dict[str, Callable] = {
     "ort-reference": _ort_reference,
     "int8": _recipe([{"quantize-dynamic-int8": {}}, *SESSION]),
     "int8 per-tensor": _recipe([{"quantize-dynamic-int8": {"per_channel": False}}, *SESSION]),
+    "int8, fp32 embeddings": _recipe(
+        [{"quantize-dynamic-int8": {"quantize_embeddings": False}}, *SESSION]
+    ),
     "int8 u8u8": _recipe([{"quantize-dynamic-int8": {"weight_type": "uint8"}}, *SESSION]),
     "int8-fused-attention": _recipe(
         [{"ort-optimize": {"mode": "transformers"}}, {"quantize-dynamic-int8": {}}]
