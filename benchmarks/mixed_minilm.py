@@ -49,7 +49,7 @@ def main() -> None:
     mp = step["info"]["mixed_precision"]
     print("data:", f"first {a.rows} pairs of {STSB}" if data else "built-in sentences")
     print(
-        f"search: {mp['ranking']} ranking, {len(mp['kept_fp32'])} of {mp['layers']} linear layers "
+        f"search: {mp['ranking']} ranking, {len(mp['kept_fp32'])} of {mp['layers']} layers "
         f"kept fp32, {mp['models_measured']} models measured in {mp['seconds']} s "
         f"(step {step['seconds']} s)"
     )

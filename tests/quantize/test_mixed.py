@@ -202,6 +202,19 @@ def test_cli_min_fidelity_writes_the_record_and_the_plot(tiny_bert, tmp_path, ca
     assert "layer_sensitivity.png" in (out / "report.md").read_text()
 
 
+def test_cli_min_fidelity_on_the_static_recipe(tiny_classifier, sst_file, tmp_path, capsys):
+    from nlpress.cli import main
+
+    out = tmp_path / "o"
+    args = ["compress", "--model", str(tiny_classifier), "--data", str(sst_file)]
+    args += ["--recipe", "int8-static", "--min-fidelity", "0.75", "--out", str(out)]
+    assert main([*args, "--rounds", "1", "--seq-len", "16", "--no-memory"]) == 0
+    step = json.loads((out / "metrics.json").read_text())["steps"][1]
+    mp = step["info"]["mixed_precision"]
+    assert step["name"] == "quantize-static-int8" and mp["metric"] == "top1_agreement"
+    assert mp["fidelity"] >= 0.75 and mp["texts"] == {"sensitivity": 4, "holdout": 4}
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

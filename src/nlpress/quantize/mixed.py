@@ -137,8 +137,6 @@ def quantize_mixed(
 ) -> dict:
     """Write to ``dst`` the int8 model with the fewest fp32 layers that meets ``cfg.min_fidelity``
     on held-out texts; return the quantizer's info with a ``mixed_precision`` record."""
-    from nlpress.quantize.static import calibration_batches
-
     t0 = time.perf_counter()
     layers = candidate_layers(src, cfg)
     sens, hold = split_texts(texts, cfg.sensitivity_samples, cfg.holdout_samples)
@@ -146,18 +144,11 @@ def quantize_mixed(
         raise NlpressError(
             f"min_fidelity needs at least {MIN_TEXTS} texts, got {len(texts)}; pass more --data"
         )
-    splits = {
-        "sensitivity": calibration_batches(sens, tokenize, FIDELITY_BATCH),
-        "holdout": calibration_batches(hold, tokenize, FIDELITY_BATCH),
-    }
+    splits = {"sensitivity": sens, "holdout": hold}
     with tempfile.TemporaryDirectory(prefix="nlpress-mixed-") as tmp:
         build = _builder(src, cfg, calib_batches, Path(tmp))
-        probe = Probe(src, build, task, splits, Path(tmp))
-        modes = ["quantize-one", "keep-one"] if cfg.ranking == "auto" else [cfg.ranking]
-        rows = layer_sensitivity(probe, layers, modes, progress)
-        rank = {"quantize-one": rank_quantize_one, "keep-one": rank_keep_one}
-        key = {"quantize-one": "quantize_one_loss", "keep-one": "keep_one_loss"}
-        orders = {m: rank[m]({r["layer"]: r[key[m]] for r in rows}) for m in modes}
+        probe = Probe(src, build, task, _tokenized(splits, tokenize), Path(tmp))
+        rows, orders = _rank(probe, layers, cfg.ranking, progress)
         trace, best = _search(probe, orders, cfg.min_fidelity)
         if best is None:
             raise NlpressError(
@@ -190,6 +181,23 @@ def quantize_mixed(
         k, len(layers), ranking, FIDELITY_METRIC[task], reached["fidelity"], len(hold),
     )  # fmt: skip
     return info
+
+
+def _tokenized(splits: dict[str, list], tokenize: Callable) -> dict[str, list]:
+    from nlpress.quantize.static import calibration_batches
+
+    return {k: calibration_batches(v, tokenize, FIDELITY_BATCH) for k, v in splits.items()}
+
+
+def _rank(
+    probe: Probe, layers: list[str], ranking: str, progress: bool
+) -> tuple[list[dict], dict[str, list[str]]]:
+    """Per-layer sensitivity rows and, per ranking asked for, the layers most sensitive first."""
+    modes = ["quantize-one", "keep-one"] if ranking == "auto" else [ranking]
+    rows = layer_sensitivity(probe, layers, modes, progress)
+    rank = {"quantize-one": rank_quantize_one, "keep-one": rank_keep_one}
+    key = {"quantize-one": "quantize_one_loss", "keep-one": "keep_one_loss"}
+    return rows, {m: rank[m]({r["layer"]: r[key[m]] for r in rows}) for m in modes}
 
 
 def _search(
