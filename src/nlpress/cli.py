@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="data file whose texts calibrate quantize-static-int8 (default: the --data texts)",
     )
+    c.add_argument(
+        "--min-fidelity",
+        type=float,
+        metavar="X",
+        help="mixed precision: keep the most sensitive layers of the int8 step in fp32 until "
+        "fidelity to fp32 (mean cosine, or top-1 agreement) on held-out texts is at least X",
+    )
     c.add_argument("--out", default="out", help="artifact folder to write (default: out)")
     c.add_argument("--force", action="store_true", help="replace an existing artifact in --out")
     c.add_argument(
@@ -149,6 +156,7 @@ def cmd_compress(a) -> int:
         force=a.force,
         overrides=a.set,
         calib=a.calib,
+        min_fidelity=a.min_fidelity,
         limit=a.limit,
         bench=_bench_cfg(a),
         memory=not a.no_memory,

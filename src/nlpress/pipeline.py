@@ -73,6 +73,8 @@ class _State:
     tokenize: Any = None  # texts -> int64 numpy batch, the baseline's tokenizer
     calib_texts: list = field(default_factory=list)
     calib_source: str = ""  # the --calib file, or "evaluation data" when none was given
+    fidelity_texts: list = field(default_factory=list)  # what min_fidelity is measured on
+    progress: bool = True
     steps: list[dict] = field(default_factory=list)
     quantized: dict = field(default_factory=dict)  # weight-only layers, saved by _finalize_model
     pruning: dict = field(default_factory=dict)  # per-layer sparsity etc., for the report
@@ -106,7 +108,10 @@ def _step_quantize(st: _State, cfg: QuantizeDynamicInt8Config) -> dict:
 
     if cfg.backend == "onnxruntime":
         dst = st.tmp / "model.int8.onnx"
-        info = quantize_onnx_dynamic(st.onnx, dst, cfg)
+        if cfg.min_fidelity is not None:
+            info = _mixed(st, cfg, dst)
+        else:
+            info = quantize_onnx_dynamic(st.onnx, dst, cfg)
         st.onnx.unlink()
         st.onnx = dst
         return info
@@ -122,12 +127,30 @@ def _step_quantize_static(st: _State, cfg: QuantizeStaticInt8Config) -> dict:
     t0 = time.perf_counter()
     batches = calibration_batches(texts, st.tokenize, CALIB_BATCH)
     dst = st.tmp / "model.int8.onnx"
-    info = quantize_onnx_static(st.onnx, dst, cfg, batches)
+    if cfg.min_fidelity is not None:
+        info = _mixed(st, cfg, dst, batches)
+    else:
+        info = quantize_onnx_static(st.onnx, dst, cfg, batches)
     st.onnx.unlink()
     st.onnx = dst
     info["calibration_source"] = st.calib_source
     info["calibration_seconds"] = round(time.perf_counter() - t0, 2)
     return info
+
+
+def _mixed(st: _State, cfg, dst: Path, calib_batches: list | None = None) -> dict:
+    from nlpress.quantize.mixed import quantize_mixed
+
+    return quantize_mixed(
+        st.onnx,
+        dst,
+        cfg,
+        task=st.lm.task,
+        texts=st.fidelity_texts,
+        tokenize=st.tokenize,
+        calib_batches=calib_batches,
+        progress=st.progress,
+    )
 
 
 def _step_cast(st: _State, cfg: CastConfig) -> dict:
@@ -273,6 +296,7 @@ def compress(
     *,
     overrides: list[str] | tuple[str, ...] = (),
     calib: str | os.PathLike | None = None,
+    min_fidelity: float | None = None,
     force: bool = False,
     text_column: str | None = None,
     text_pair_column: str | None = None,
@@ -287,6 +311,8 @@ def compress(
 
     ``calib`` is a data file whose texts calibrate a ``quantize-static-int8`` step; without it
     the evaluation texts are used, and the step's info in metrics.json says so.
+    ``min_fidelity`` turns on mixed precision in the recipe's int8 step (see
+    :mod:`nlpress.quantize.mixed`).
     """
     from nlpress.models.loader import detect_task, load_model, read_config, resolve_model_path
     from nlpress.runtime.predictor import torch_predictor_from_loaded
@@ -294,6 +320,10 @@ def compress(
     out = Path(out)
     check_target(out.absolute(), force)
     rcp = load_recipe(recipe, overrides)
+    if min_fidelity is not None:
+        from nlpress.quantize.mixed import with_min_fidelity
+
+        rcp = with_min_fidelity(rcp, min_fidelity)
     # cheap checks first (model folder and config, then the data), the slow weight load last
     path = resolve_model_path(model)
     task = task or detect_task(path, read_config(path))
@@ -305,6 +335,9 @@ def compress(
     eval_data, bench_texts = _read_inputs(task, data, columns, limit)
     calib_texts, calib_source = _calibration_texts(rcp, task, calib, columns, bench_texts)
     _precheck_pruning(rcp, path, task)
+    from nlpress.quantize.mixed import check_fidelity_texts
+
+    check_fidelity_texts(rcp, bench_texts)
     lm = load_model(path, task, trust_remote_code=trust_remote_code)
     lm.name = "all-MiniLM-L6-v2 (default)" if str(model) == "default" else str(model)
     check_calibrated_steps(rcp, lm, calib_texts)
@@ -315,6 +348,7 @@ def compress(
     with atomic_artifact(out, force) as tmp:
         st = _State(lm, tmp, sample, tokenize=baseline.tokenize)
         st.calib_texts, st.calib_source = calib_texts, calib_source
+        st.fidelity_texts, st.progress = bench_texts, progress
         for cfg in _progress(rcp.steps, progress):
             name = type(cfg).__name__
             t0 = time.perf_counter()

@@ -72,6 +72,18 @@ class QuantizeDynamicInt8Config(StepConfig):
     # the artifact to a quarter of fp32.
     quantize_embeddings: bool = True
     ignore: list[str] = Field(default_factory=list)  # node/module names or "re:" patterns
+    # Mixed precision (nlpress.quantize.mixed): None quantizes every selected layer; a value keeps
+    # the most fidelity-sensitive layers in fp32 until the measured fidelity on held-out texts
+    # (mean cosine for embeddings, top-1 agreement for classifiers and LMs) reaches it.
+    min_fidelity: float | None = Field(None, gt=0.0, le=1.0)
+    # texts each per-layer sensitivity run sees: 2 x (layers + 1) quantized models are measured
+    # on them, so few enough to take minutes on MiniLM; the ranking only has to order layers
+    # whose effects differ several-fold, and the search re-measures on held-out texts anyway
+    sensitivity_samples: int = Field(64, ge=4, le=10_000)
+    # held-out texts (disjoint from the sensitivity ones) that the search's fidelity is measured on
+    holdout_samples: int = Field(256, ge=4, le=100_000)
+    # auto: rank by both "quantized alone" and "kept fp32 alone", search both, keep the smaller set
+    ranking: Literal["auto", "quantize-one", "keep-one"] = "auto"
 
 
 class QuantizeStaticInt8Config(StepConfig):
@@ -100,6 +112,18 @@ class QuantizeStaticInt8Config(StepConfig):
     # hold: on all-MiniLM-L6-v2 quantizing it dropped mean cosine to fp32 from 0.991 to 0.944.
     float_after_gelu: bool = True
     ignore: list[str] = Field(default_factory=list)  # node names or "re:" patterns
+    # Mixed precision (nlpress.quantize.mixed): None quantizes every selected layer; a value keeps
+    # the most fidelity-sensitive layers in fp32 until the measured fidelity on held-out texts
+    # (mean cosine for embeddings, top-1 agreement for classifiers and LMs) reaches it.
+    min_fidelity: float | None = Field(None, gt=0.0, le=1.0)
+    # texts each per-layer sensitivity run sees: 2 x (layers + 1) quantized models are measured
+    # on them, so few enough to take minutes on MiniLM; the ranking only has to order layers
+    # whose effects differ several-fold, and the search re-measures on held-out texts anyway
+    sensitivity_samples: int = Field(64, ge=4, le=10_000)
+    # held-out texts (disjoint from the sensitivity ones) that the search's fidelity is measured on
+    holdout_samples: int = Field(256, ge=4, le=100_000)
+    # auto: rank by both "quantized alone" and "kept fp32 alone", search both, keep the smaller set
+    ranking: Literal["auto", "quantize-one", "keep-one"] = "auto"
 
 
 class CastConfig(StepConfig):
@@ -370,6 +394,11 @@ def _check_order(steps: tuple[StepConfig, ...]) -> None:
                 raise NlpressError(
                     f"recipe step {i} ({name}) with backend onnxruntime needs export-onnx before it; "
                     "add it or set backend: torch"
+                )
+            if s.backend == "torch" and s.min_fidelity is not None:
+                raise NlpressError(
+                    f"recipe step {i} ({name}): min_fidelity needs backend onnxruntime "
+                    "(it measures ONNX models layer by layer); use the int8 recipe"
                 )
             if s.backend == "torch" and exported:
                 raise NlpressError(

@@ -14,6 +14,7 @@ Two backends, one config (:class:`~nlpress.recipe.QuantizeDynamicInt8Config`):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from nlpress.recipe import QuantizeDynamicInt8Config
@@ -24,7 +25,10 @@ log = logging.getLogger(__name__)
 EMBEDDING_OPS = ("Gather", "EmbedLayerNormalization")
 
 
-def quantize_onnx_dynamic(src: Path, dst: Path, cfg: QuantizeDynamicInt8Config) -> dict:
+def quantize_onnx_dynamic(
+    src: Path, dst: Path, cfg: QuantizeDynamicInt8Config, keep_fp32: Sequence[str] = ()
+) -> dict:
+    """``keep_fp32``: exact node names left in float on top of ``cfg.ignore`` (mixed precision)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.registry import IntegerOpsRegistry
@@ -32,6 +36,7 @@ def quantize_onnx_dynamic(src: Path, dst: Path, cfg: QuantizeDynamicInt8Config) 
     graph = onnx.load(str(src), load_external_data=False).graph
     node_names = [n.name for n in graph.node]
     exclude = match_names(node_names, cfg.ignore) if cfg.ignore else []
+    exclude += [n for n in keep_fp32 if n not in exclude]
     op_types = sorted(IntegerOpsRegistry)
     if not cfg.quantize_embeddings:
         op_types = [t for t in op_types if t not in EMBEDDING_OPS]
@@ -49,11 +54,20 @@ def quantize_onnx_dynamic(src: Path, dst: Path, cfg: QuantizeDynamicInt8Config) 
     from nlpress.export.ort_optimize import op_counts
 
     counts = {t: n for t, n in op_counts(dst).items() if _is_int8_op(t)}
-    if not counts:
+    if not counts and not _has_int8_tables(dst):
         from nlpress.errors import NlpressError
 
         raise NlpressError("quantize-dynamic-int8: the model has no layer that can be quantized")
     return {"backend": "onnxruntime", "quantized_ops": counts, "excluded": exclude}
+
+
+def _has_int8_tables(path: Path) -> bool:
+    """Whether ORT stored some weight in int8 (an embedding table is quantized without any
+    integer op: its rows are dequantized after the lookup)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return any(i.name.endswith("_quantized") for i in graph.initializer)
 
 
 def _is_int8_op(op_type: str) -> bool:

@@ -68,8 +68,16 @@ class _Reader:
 
 
 def quantize_onnx_static(
-    src: Path, dst: Path, cfg: QuantizeStaticInt8Config, batches: list[dict[str, np.ndarray]]
+    src: Path,
+    dst: Path,
+    cfg: QuantizeStaticInt8Config,
+    batches: list[dict[str, np.ndarray]],
+    keep_fp32: Sequence[str] = (),
+    ranges: Path | None = None,
 ) -> dict:
+    """``keep_fp32``: exact node names left in float on top of ``cfg.ignore``; ``ranges``: a
+    calibration cache file, calibrated into when missing and reused when present, so several
+    quantizations of one model (mixed precision) calibrate once."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -85,6 +93,7 @@ def quantize_onnx_static(
     exclude = match_names([n.name for n in graph.node], cfg.ignore) if cfg.ignore else []
     if cfg.float_after_gelu:
         exclude += [n for n in after_gelu(graph.node) if n not in exclude]
+    exclude += [n for n in keep_fp32 if n not in exclude]
     op_types = sorted(t for t in QDQRegistry if t not in cfg.exclude_op_types)
     if not op_types:  # ORT reads an empty list as "every op type"
         raise NlpressError("quantize-static-int8: exclude_op_types leaves no layer to quantize")
@@ -95,8 +104,9 @@ def quantize_onnx_static(
         "entropy": CalibrationMethod.Entropy,
     }[cfg.method]
     with tempfile.TemporaryDirectory(prefix="nlpress-calib-") as tmp:
-        cache = Path(tmp) / "ranges.json"
-        _calibrate(src, reader, method, op_types, cfg, Path(tmp), cache)
+        cache = ranges or Path(tmp) / "ranges.json"
+        if not cache.is_file():
+            _calibrate(src, reader, method, op_types, cfg, Path(tmp), cache)
         quantize_static(
             str(src),
             str(dst),

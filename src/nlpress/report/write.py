@@ -16,6 +16,7 @@ from nlpress.errors import NlpressError
 from nlpress.report.plots import plot_size_throughput, plot_throughput_fidelity
 from nlpress.report.pruning import plot_sparsity
 from nlpress.report.render import render_html, render_markdown
+from nlpress.report.sensitivity_plot import plot_layer_sensitivity
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ PLOTS = {
     "throughput_vs_fidelity.png": plot_throughput_fidelity,
     "size_and_throughput.png": plot_size_throughput,
     "sparsity_per_layer.png": plot_sparsity,  # pruning results only
+    "layer_sensitivity.png": plot_layer_sensitivity,
 }
 
 
