@@ -141,6 +141,11 @@ def train(
 
     acc = _accelerator(cfg)
     world = acc.num_processes
+    if world == 1 and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true":
+        log.warning(
+            "one process: `accelerate launch --cpu` uses accelerate's single-process launcher; "
+            "for N CPU processes run `accelerate launch --multi_gpu --num_processes N ... --cpu`"
+        )
     if cfg.batch_size % world:
         raise NlpressError(
             f"--batch-size {cfg.batch_size} does not split over {world} processes; "
