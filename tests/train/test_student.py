@@ -30,6 +30,7 @@ def test_parse_layers():
     assert parse_layers("6", 12) == [0, 2, 4, 6, 8, 10]
     assert parse_layers("0,2,5", 6) == [0, 2, 5]
     assert parse_layers([1], 2) == [1]
+    assert parse_layers("1,", 2) == [1]
     for bad in ("7", "0,6", "a,b", "0,0", 0):
         with pytest.raises(NlpressError):
             parse_layers(bad, 6)

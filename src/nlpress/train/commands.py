@@ -126,7 +126,8 @@ def _print(art, a) -> int:
     for who, row in (m.get("comparison") or {}).items():
         q = {**row.get("quality", {}), **row.get("fidelity", {}), **row.get("vs_teacher", {})}
         nums = "  ".join(f"{k} {v:.4g}" for k, v in q.items() if isinstance(v, float))
-        print(f"{who:8s} throughput {row['throughput']:.1f}/s  {nums}")
+        tput = f"throughput {row['throughput']:.1f}/s  " if "throughput" in row else ""
+        print(f"{who:8s} {tput}{nums}")
     print(f"artifact: {art.path}/  (report: {art.path}/report.md)")
     return 0
 

@@ -305,19 +305,32 @@ def write_artifact(
 def compare_to_teacher(
     student_dir: Path, teacher_path: Path, held, rounds: int, progress: bool
 ) -> dict:
-    """Quality and fidelity on the held-out rows, and speed in one interleaved run (batch 32)."""
+    """Quality and fidelity on the held-out rows, and speed in one interleaved run (batch 32);
+    ``rounds=0`` skips the speed measurement."""
     from nlpress.bench.harness import BenchConfig, benchmark, ratios
     from nlpress.evaluate.task_eval import fidelity, quality
     from nlpress.runtime import load
 
     teacher, student = load(teacher_path), load(student_dir)
+    tq, sq = quality(teacher, held), quality(student, held)
+    kept = {"accuracy_kept": sq["accuracy"] / tq["accuracy"]} if tq.get("accuracy") else {}
     res = {
-        "teacher": {"quality": quality(teacher, held)},
+        "teacher": {"quality": tq},
         "student": {
-            "quality": quality(student, held),
+            "quality": sq,
             "fidelity": fidelity(teacher, student, held),
+            "vs_teacher": kept,
         },
     }
+    if rounds < 1:  # quality and fidelity only
+        return res
+    texts = list(held.texts if teacher.task == "sentence-embedding" else held.inputs())
+    cfg = BenchConfig(rounds=rounds, progress=progress)
+    speed = benchmark({"teacher": teacher, "student": student}, texts, cfg)
+    for k in ("teacher", "student"):
+        res[k].update(speed[k])
+    res["student"]["vs_teacher"].update(ratios(speed, "teacher")["student"])
+    return res
     texts = list(held.texts if teacher.task == "sentence-embedding" else held.inputs())
     speed = benchmark(
         {"teacher": teacher, "student": student},

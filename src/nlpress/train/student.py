@@ -55,11 +55,12 @@ def block_list(model: nn.Module) -> nn.ModuleList:
 
 def parse_layers(spec: str | int | list[int], n_teacher: int) -> list[int]:
     """``3`` -> 3 layers spread evenly ([0, 2, 4] of 6: every other, DistilBERT style);
-    ``"0,2,4"`` or ``[0, 2, 4]`` -> exactly those (0-based) teacher layers, in order."""
+    ``"0,2,4"`` or ``[0, 2, 4]`` -> exactly those (0-based) teacher layers, in order (``"1,"``:
+    just layer 1)."""
     if isinstance(spec, str):
         spec = spec.strip()
         try:
-            spec = [int(x) for x in spec.split(",")] if "," in spec else int(spec)
+            spec = [int(x) for x in spec.split(",") if x] if "," in spec else int(spec)
         except ValueError as e:
             raise NlpressError(
                 f"--student-layers {spec!r} is not a number or a comma-separated list; "
