@@ -37,6 +37,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cpu", action="store_true", help="train on the CPU even where a GPU is present"
     )
+    p.add_argument(
+        "--freeze-embeddings", action="store_true", help="keep the word embeddings fixed (faster)"
+    )
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
 
 
@@ -83,6 +86,7 @@ def _train_config(a):
             checkpoint_every=a.checkpoint_every,
             cpu=a.cpu,
             max_length=a.max_length,
+            freeze_embeddings=a.freeze_embeddings,
         )
     except ValidationError as e:
         err = e.errors()[0]
