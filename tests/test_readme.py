@@ -41,7 +41,9 @@ def _training_files(tmp_path: Path, tiny_bert: Path, sst_file: Path) -> None:
 
     rows = sst_file.read_text().splitlines()[1:] * 6
     (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
-    (tmp_path / "sentences.txt").write_text("\n".join(r.split("\t")[0] for r in rows) + "\n")
+    texts = [r.split("\t")[0] for r in rows[:8]]
+    pairs = [f"{a} and {b}" for a in texts for b in texts]  # 64 distinct sentences, no labels
+    (tmp_path / "sentences.txt").write_text("\n".join(pairs) + "\n")
     (tmp_path / "my-base").symlink_to(tiny_bert)
     (tmp_path / "my-encoder").symlink_to(tiny_bert)
     tok = AutoTokenizer.from_pretrained(tiny_bert)
