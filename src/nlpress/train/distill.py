@@ -157,7 +157,7 @@ def distill(
     """Distill ``teacher`` into a student artifact at ``out``; None on non-main processes."""
     from nlpress.artifact import check_target
     from nlpress.models.loader import detect_task, load_model, read_config, resolve_model_path
-    from nlpress.train.data import encode, heldout_split, read_training_data, take
+    from nlpress.train.data import heldout_split, read_training_data, take
     from nlpress.train.finetune import _ckpt_dir, drop_checkpoints
     from nlpress.train.loop import train as run
 
@@ -176,25 +176,7 @@ def distill(
     train_d, held = take(d, split.train), take(d, split.heldout)
     if task == "text-classification" and d.labels is not None:
         _check_labels(d, t_lm)
-    hs, ht = s_model.config.hidden_size, t_lm.model.config.hidden_size
-    proj = nn.Linear(hs, ht) if cfg.hidden_weight > 0 and hs != ht else None
-    module = DistillModule(s_model, task, cfg, pairs, t_lm.pooling, proj)
-    t_model, tok = t_lm.model, t_lm.tokenizer
-
-    def make_batch(rows, device):
-        t_model.to(device)
-        enc = encode(tok, train_d, rows, tcfg.max_length, device)
-        labels = enc.pop("labels", None)
-        return {
-            "teacher": _teacher_outputs(t_model, enc, task, cfg, t_lm.pooling),
-            "labels": labels,
-            **enc,
-        }
-
-    evaluate, metric = _heldout_eval(task, held, t_model, tok, tcfg, t_lm.pooling)
-    spec = TrainTask(
-        module, len(train_d), make_batch, evaluate if len(held) else None, metric, True
-    )
+    spec = _train_task(t_lm, s_model, pairs, cfg, tcfg, train_d, held)
     trained, result = run(spec, tcfg, _ckpt_dir(out), resume=resume, progress=progress)
     if not result.is_main:
         return None
@@ -204,16 +186,39 @@ def distill(
         "task": task,
         "student": str(student) if student else {"teacher_layers": [t for _, t in pairs]},
         "data": {"source": str(data), "rows": len(d), "split": split.info},
-        "heldout_metric": metric,
+        "heldout_metric": spec.metric,
         "distill_config": cfg.model_dump(),
         "train_config": tcfg.model_dump(),
     }
     compare = (t_path, held if len(held) else train_d.head(256), bench_rounds, progress)
     art = write_artifact(
-        out, force, trained.student, tok, task, t_path, metrics, result, "distill", compare
-    )
+        out, force, trained.student, t_lm.tokenizer, task, t_path, metrics, result, "distill",
+        compare,
+    )  # fmt: skip
     drop_checkpoints(out)
     return art
+
+
+def _train_task(t_lm, s_model, pairs, cfg: DistillConfig, tcfg: TrainConfig, train_d, held):
+    """The loop's view of distillation: student (+ projection), batches with teacher outputs."""
+    from nlpress.train.data import encode
+
+    task, t_model, tok = t_lm.task, t_lm.model, t_lm.tokenizer
+    hs, ht = s_model.config.hidden_size, t_model.config.hidden_size
+    proj = nn.Linear(hs, ht) if cfg.hidden_weight > 0 and hs != ht else None
+    module = DistillModule(s_model, task, cfg, pairs, t_lm.pooling, proj)
+
+    def make_batch(rows, device):
+        t_model.to(device)
+        enc = encode(tok, train_d, rows, tcfg.max_length, device)
+        labels = enc.pop("labels", None)
+        teacher = _teacher_outputs(t_model, enc, task, cfg, t_lm.pooling)
+        return {"teacher": teacher, "labels": labels, **enc}
+
+    evaluate, metric = _heldout_eval(task, held, t_model, tok, tcfg, t_lm.pooling)
+    return TrainTask(
+        module, len(train_d), make_batch, evaluate if len(held) else None, metric, True
+    )
 
 
 def _check_labels(d, t_lm) -> None:
@@ -239,7 +244,7 @@ def _heldout_eval(task, held, t_model, tok, tcfg: TrainConfig, pooling: str):
     rows = list(range(len(held)))
     cache: dict = {}
 
-    def outputs(model, key):
+    def outputs(model):
         res = []
         with torch.inference_mode():
             for s in range(0, len(rows), 64):
@@ -255,8 +260,8 @@ def _heldout_eval(task, held, t_model, tok, tcfg: TrainConfig, pooling: str):
 
     def evaluate(module):
         if "t" not in cache:
-            cache["t"] = outputs(t_model, "t")
-        s, t = outputs(module.student, "s"), cache["t"]
+            cache["t"] = outputs(t_model)
+        s, t = outputs(module.student), cache["t"]
         if task == "sentence-embedding":
             return {"cosine": float(nn.functional.cosine_similarity(s, t).mean())}
         m = {"agreement": 100.0 * float((s.argmax(-1) == t.argmax(-1)).float().mean())}

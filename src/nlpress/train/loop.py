@@ -141,24 +141,7 @@ def train(
 
     acc = _accelerator(cfg)
     world = acc.num_processes
-    if world == 1 and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true":
-        log.warning(
-            "one process: `accelerate launch --cpu` uses accelerate's single-process launcher; "
-            "for N CPU processes run `accelerate launch --multi_gpu --num_processes N ... --cpu`"
-        )
-    if cfg.batch_size % world:
-        raise NlpressError(
-            f"--batch-size {cfg.batch_size} does not split over {world} processes; "
-            f"use a multiple of {world}"
-        )
-    steps_per_epoch = task.n_examples // (cfg.batch_size * cfg.grad_accum)
-    if steps_per_epoch < 1:
-        raise NlpressError(
-            f"{task.n_examples} training rows make no full batch of {cfg.batch_size * cfg.grad_accum}; "
-            "add data or lower --batch-size / --grad-accum"
-        )
-    total = steps_per_epoch * cfg.epochs
-    total = min(total, cfg.max_steps) if cfg.max_steps else total
+    steps_per_epoch, total = _schedule(task.n_examples, cfg, world)
     torch.manual_seed(cfg.seed)
     module, opt, sched = acc.prepare(task.module, *_optimizer(task.module, cfg, total))
     prog = _Progress()
@@ -177,14 +160,9 @@ def train(
             prog.step += 1
             prog.step_in_epoch += 1
             rate = cfg.batch_size * cfg.grad_accum / max(time.perf_counter() - t_step, 1e-9)
-            row = {"step": prog.step, "epoch": prog.epoch, "loss": loss, **logs}
-            row.update(lr=sched.get_last_lr()[0], samples_per_s=round(rate, 1))
-            prog.history.append(row)
+            _record(prog, loss, logs, sched.get_last_lr()[0], rate, bar)
             for fn in callbacks:
                 fn(acc.unwrap_model(module), prog.step)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.0f}")
             if task.evaluate is not None and (prog.step % eval_every == 0 or prog.step == total):
                 best_state = _evaluate(acc, module, task, cfg, prog, best_state, result)
             if prog.step % cfg.checkpoint_every == 0 and ckpt_dir is not None:
@@ -202,6 +180,38 @@ def train(
     result.history, result.evals, result.best = prog.history, prog.evals, prog.best
     result.steps, result.seconds = prog.step, round(time.perf_counter() - t0, 2)
     return unwrapped, result
+
+
+def _schedule(n_examples: int, cfg: TrainConfig, world: int) -> tuple[int, int]:
+    """(optimizer steps per epoch, total optimizer steps); errors for batches that cannot work."""
+    if world == 1 and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true":
+        log.warning(
+            "one process: `accelerate launch --cpu` uses accelerate's single-process launcher; "
+            "for N CPU processes run `accelerate launch --multi_gpu --num_processes N ... --cpu`"
+        )
+    if cfg.batch_size % world:
+        raise NlpressError(
+            f"--batch-size {cfg.batch_size} does not split over {world} processes; "
+            f"use a multiple of {world}"
+        )
+    steps_per_epoch = n_examples // (cfg.batch_size * cfg.grad_accum)
+    if steps_per_epoch < 1:
+        raise NlpressError(
+            f"{n_examples} training rows make no full batch of {cfg.batch_size * cfg.grad_accum}; "
+            "add data or lower --batch-size / --grad-accum"
+        )
+    total = steps_per_epoch * cfg.epochs
+    return steps_per_epoch, min(total, cfg.max_steps) if cfg.max_steps else total
+
+
+def _record(prog: _Progress, loss: float, logs: dict, lr: float, rate: float, bar) -> None:
+    """One row of the training curve; the progress bar shows loss and samples/s."""
+    row = {"step": prog.step, "epoch": prog.epoch, "loss": loss, **logs}
+    row.update(lr=lr, samples_per_s=round(rate, 1))
+    prog.history.append(row)
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.0f}")
 
 
 def _optimizer(module, cfg: TrainConfig, total: int):
