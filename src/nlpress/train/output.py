@@ -85,13 +85,35 @@ def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def _flat(row: dict) -> dict:
+    """{"quality": {"accuracy": 90}} -> {"quality.accuracy": 90}: one table row per number."""
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
 def write_report(tmp: Path, metrics: dict) -> None:
     """``report.md`` and ``report.html``: summary, comparison table, training-curve plot."""
     img = plot_curves(metrics, tmp / "training_curves.png")
     lines = [f"# nlpress {metrics['kind']}: {metrics.get('model', '')}", ""]
     for k in ("task", "steps", "train_seconds", "stopped_early", "best"):
         lines.append(f"- {k}: {_fmt(metrics.get(k))}")
-    comp = metrics.get("comparison") or {}
+    split = (metrics.get("data") or {}).get("split")
+    if split:
+        lines.append(
+            f"- held-out: {split['n_heldout']} of {split['n_train'] + split['n_heldout']} rows "
+            f"(seed {split['seed']}, fraction {split['fraction']})"
+        )
+    evals = metrics.get("evals") or []
+    if evals:
+        keys = [k for k in evals[0] if k not in ("step", "epoch")]
+        lines += ["", "| step | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        lines += [f"| {e['step']} | " + " | ".join(_fmt(e[k]) for k in keys) + " |" for e in evals]
+    comp = {who: _flat(row) for who, row in (metrics.get("comparison") or {}).items()}
     if comp:
         lines += ["", "| | " + " | ".join(comp) + " |", "|---" * (len(comp) + 1) + "|"]
         keys = sorted({k for row in comp.values() for k in row})
@@ -101,9 +123,8 @@ def write_report(tmp: Path, metrics: dict) -> None:
         lines += ["", f"![training curves]({img.name})"]
     md = "\n".join(lines) + "\n"
     (tmp / "report.md").write_text(md)
-    body = "".join(
-        f"<p>{ln}</p>\n" if not ln.startswith("![") else f'<img src="{img.name}">\n'
-        for ln in lines
-        if ln
-    )
+    import html
+
+    text = html.escape("\n".join(ln for ln in lines if not ln.startswith("![")))
+    body = f"<pre>{text}</pre>\n" + (f'<img src="{img.name}">\n' if img is not None else "")
     (tmp / "report.html").write_text(f"<!doctype html><meta charset='utf-8'><body>{body}</body>\n")
