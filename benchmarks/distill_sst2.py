@@ -102,7 +102,7 @@ def student(a) -> None:
         a.teacher,
         data=DATA / "sst2" / "train.tsv",
         out=a.out,
-        student_layers=3,
+        student_layers=a.layers,
         train=cfg,
         eval_split=HELDOUT,
         force=True,
@@ -183,7 +183,7 @@ def embed(a) -> None:
         "default",
         data=text,
         out=a.out,
-        student_layers=3,
+        student_layers=a.layers,
         train=cfg,
         config=DistillConfig(embedding_loss="cosine"),
         eval_split=0.02,
@@ -232,6 +232,8 @@ def main() -> None:
         p.add_argument("--threads", type=int, default=0)
         if name == "student":
             p.add_argument("--teacher", default="/work/artifacts/sst2-teacher")
+        if name in ("embed", "student"):
+            p.add_argument("--layers", default="3", help="--student-layers: N or a list like 0,2,5")
         if name == "embed":
             p.add_argument("--rows", type=int, default=1500)
             p.add_argument("--sst-sentences", type=int, default=20000)

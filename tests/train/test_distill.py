@@ -90,6 +90,7 @@ def test_distill_improves_agreement_with_the_teacher(teacher, train_tsv, tmp_pat
     assert after["top1_agreement"] >= 0.9 > before["top1_agreement"], (before, after)
     m = json.loads((art.path / "metrics.json").read_text())
     assert m["student"] == str(student) and m["steps"] == 6 * (144 // 16)
+    assert m["layer_pairs"] == [[0, 1]]  # the 1-layer student learns the last teacher layer
     assert m["history"][-1]["loss"] < m["history"][0]["loss"]
     assert m["comparison"]["student"]["vs_teacher"]["size_fraction"] < 1.0
     assert (art.path / "training_curves.png").is_file() and (art.path / "report.md").is_file()
@@ -101,6 +102,7 @@ def test_layer_subset_distillation_keeps_accuracy(teacher, train_tsv, tmp_path):
     art = nlpress.distill(teacher.path, train_tsv, tmp_path / "s", student_layers="0,", train=cfg, bench_rounds=0, progress=False)  # fmt: skip
     comp = art.metrics["comparison"]
     assert art.metrics["student"] == {"teacher_layers": [0]}
+    assert [tuple(p) for p in art.metrics["layer_pairs"]] == [(0, 1)]  # last to last
     assert comp["student"]["quality"]["accuracy"] >= 0.9 * comp["teacher"]["quality"]["accuracy"]
 
 

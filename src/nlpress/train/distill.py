@@ -112,7 +112,11 @@ def _teacher_outputs(teacher, enc: dict, task: str, cfg: DistillConfig, pooling:
 
 
 def make_student(teacher_lm, student: str | None, student_layers):
-    """(student model, layer pairs (student i, teacher j)) from a layer spec or a given model."""
+    """(student, kept teacher layers or None, layer pairs (student i, teacher j)).
+
+    The pairs say which teacher layer's output each student layer learns (hidden and attention
+    losses): uniform, last to last (TinyBERT), whichever teacher layers the student started from.
+    """
     from nlpress.models.loader import load_model
     from nlpress.train.student import (
         block_list,
@@ -130,10 +134,11 @@ def make_student(teacher_lm, student: str | None, student_layers):
         n_s = s_lm.model.config.num_hidden_layers
         if n_s > n_t:
             raise NlpressError(f"the student has {n_s} layers, more than the teacher's {n_t}")
-        return s_lm.model, list(enumerate(L.layer_map(n_s, n_t)))
+        return s_lm.model, None, list(enumerate(L.layer_map(n_s, n_t)))
     block_list(teacher_lm.model)  # an architecture we can cut, or a clear error
     layers = parse_layers(student_layers if student_layers is not None else max(n_t // 2, 1), n_t)
-    return layer_subset_student(teacher_lm.model, layers), list(enumerate(layers))
+    student = layer_subset_student(teacher_lm.model, layers)
+    return student, layers, list(enumerate(L.layer_map(len(layers), n_t)))
 
 
 def distill(
@@ -169,7 +174,9 @@ def distill(
     d = read_training_data(data, task, columns or {}, limit, need_labels=False)
     attn = "eager" if cfg.attention_weight > 0 else None
     t_lm = load_model(t_path, task, attn_implementation=attn)
-    s_model, pairs = make_student(t_lm, None if student is None else str(student), student_layers)
+    s_model, kept, pairs = make_student(
+        t_lm, None if student is None else str(student), student_layers
+    )
     if attn:
         s_model.set_attn_implementation("eager")
     split = heldout_split(len(d), eval_split, tcfg.seed)
@@ -184,7 +191,8 @@ def distill(
         "kind": "distill",
         "model": str(teacher),
         "task": task,
-        "student": str(student) if student else {"teacher_layers": [t for _, t in pairs]},
+        "student": str(student) if student else {"teacher_layers": kept},
+        "layer_pairs": pairs,
         "data": {"source": str(data), "rows": len(d), "split": split.info},
         "heldout_metric": spec.metric,
         "distill_config": cfg.model_dump(),
@@ -335,17 +343,4 @@ def compare_to_teacher(
     for k in ("teacher", "student"):
         res[k].update(speed[k])
     res["student"]["vs_teacher"].update(ratios(speed, "teacher")["student"])
-    return res
-    texts = list(held.texts if teacher.task == "sentence-embedding" else held.inputs())
-    speed = benchmark(
-        {"teacher": teacher, "student": student},
-        texts,
-        BenchConfig(rounds=rounds, progress=progress),
-    )
-    for k in ("teacher", "student"):
-        res[k].update(speed[k])
-    res["student"]["vs_teacher"] = ratios(speed, "teacher")["student"]
-    tq, sq = res["teacher"]["quality"], res["student"]["quality"]
-    if "accuracy" in tq:
-        res["student"]["vs_teacher"]["accuracy_kept"] = sq["accuracy"] / tq["accuracy"]
     return res
