@@ -34,8 +34,27 @@ def _commands() -> list[list[str]]:
     return cmds
 
 
+def _training_files(tmp_path: Path, tiny_bert: Path, sst_file: Path) -> None:
+    """train.tsv, sentences.txt, ./my-base and ./my-encoder (tiny_bert), ./my-small (a 1-layer
+    classifier with tiny_bert's tokenizer and the labels finetune gives train.tsv: "0", "1")."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    rows = sst_file.read_text().splitlines()[1:] * 6
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    texts = [r.split("\t")[0] for r in rows[:8]]
+    pairs = [f"{a} and {b}" for a in texts for b in texts]  # 64 distinct sentences, no labels
+    (tmp_path / "sentences.txt").write_text("\n".join(pairs) + "\n")
+    (tmp_path / "my-base").symlink_to(tiny_bert)
+    (tmp_path / "my-encoder").symlink_to(tiny_bert)
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    cfg = BertConfig.from_pretrained(tiny_bert, num_hidden_layers=1, num_labels=2)
+    cfg.id2label, cfg.label2id = {0: "0", 1: "1"}, {"0": 0, "1": 1}
+    BertForSequenceClassification(cfg).save_pretrained(tmp_path / "my-small")
+    tok.save_pretrained(tmp_path / "my-small")
+
+
 @pytest.fixture()
-def workdir(tmp_path, monkeypatch, tiny_classifier, sst_file, tiny_llama128, lm_corpus):
+def workdir(tmp_path, monkeypatch, tiny_classifier, tiny_bert, sst_file, tiny_llama128, lm_corpus):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dev.tsv").write_text(sst_file.read_text())
     (tmp_path / "pairs.tsv").write_text(
@@ -49,18 +68,29 @@ def workdir(tmp_path, monkeypatch, tiny_classifier, sst_file, tiny_llama128, lm_
     (tmp_path / "my-bert").symlink_to(tiny_classifier)
     (tmp_path / "my-llama").symlink_to(tiny_llama128)
     (tmp_path / "wiki.txt").write_text(lm_corpus.read_text())
+    _training_files(tmp_path, tiny_bert, sst_file)
     return tmp_path
 
 
 def _fast(args: list[str]) -> list[str]:
     if args[0] in ("compress", "bench"):
         args = [*args, "--rounds", "1", "--no-memory"]
+    if args[0] in ("finetune", "distill"):
+        args = [*args, "--max-steps", "2", "--batch-size", "8", "--cpu"]
+    if args[0] == "distill":
+        args = [*args, "--rounds", "1"]
     return args
 
 
 def test_readme_has_the_commands():
     cmds = _commands()
-    assert len(cmds) >= 6 and {c[0] for c in cmds} == {"compress", "eval", "bench"}
+    assert len(cmds) >= 6 and {c[0] for c in cmds} == {
+        "compress",
+        "eval",
+        "bench",
+        "finetune",
+        "distill",
+    }
 
 
 def test_readme_commands_run(workdir, capsys):
@@ -73,6 +103,9 @@ def test_readme_commands_run(workdir, capsys):
             json.loads(out)
     assert (workdir / "out-bert" / "model.onnx").is_file()
     assert (workdir / "out-yaml" / "recipe.yaml").is_file()
+    for art in ("teacher", "student", "student-0", "student-given", "emb-student"):
+        assert (workdir / art / "metrics.json").is_file(), art
+    assert (workdir / "student-int8" / "model.onnx").is_file()
 
 
 @pytest.mark.slow

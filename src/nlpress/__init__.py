@@ -7,7 +7,7 @@ function that needs them is called.
 from nlpress.errors import NlpressError
 
 __version__ = "0.1.0"
-__all__ = ["NlpressError", "__version__", "compress", "load"]
+__all__ = ["NlpressError", "__version__", "compress", "distill", "finetune", "load"]
 
 
 def compress(*args, **kwargs):
@@ -22,3 +22,17 @@ def load(path, **kwargs):
     from nlpress.runtime import load as _load
 
     return _load(path, **kwargs)
+
+
+def finetune(*args, **kwargs):
+    """Fine-tune a base model into a classifier artifact; see :func:`nlpress.train.finetune.finetune`."""
+    from nlpress.train.finetune import finetune as _finetune
+
+    return _finetune(*args, **kwargs)
+
+
+def distill(*args, **kwargs):
+    """Distill a teacher into a smaller student artifact; see :func:`nlpress.train.distill.distill`."""
+    from nlpress.train.distill import distill as _distill
+
+    return _distill(*args, **kwargs)

@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print the results as one JSON object")
     _data_args(b)
     _bench_args(b)
+    from nlpress.train.commands import add_commands  # finetune, distill (no heavy imports)
+
+    add_commands(sub)
     return parser
 
 
@@ -220,7 +223,25 @@ def cmd_bench(a) -> int:
     return 0
 
 
-COMMANDS = {"compress": cmd_compress, "eval": cmd_eval, "bench": cmd_bench}
+def cmd_finetune(a) -> int:
+    from nlpress.train.commands import cmd_finetune as run
+
+    return run(a)
+
+
+def cmd_distill(a) -> int:
+    from nlpress.train.commands import cmd_distill as run
+
+    return run(a)
+
+
+COMMANDS = {
+    "compress": cmd_compress,
+    "eval": cmd_eval,
+    "bench": cmd_bench,
+    "finetune": cmd_finetune,
+    "distill": cmd_distill,
+}
 
 
 def _quiet_libraries() -> None:
