@@ -94,8 +94,13 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 
 
 def _accelerator(cfg: TrainConfig):
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
+    try:
+        from accelerate import Accelerator
+        from accelerate.state import AcceleratorState, GradientState
+    except ImportError as e:
+        raise NlpressError(
+            "training needs the package accelerate: run `pip install 'nlpress[train]'`"
+        ) from e
 
     AcceleratorState._reset_state()  # a second run in the same process may change the settings
     GradientState._reset_state()
