@@ -27,16 +27,20 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--seq-len", type=int)
     ap.add_argument("--json", help="write the raw results here")
+    ap.add_argument("--threads", type=int, default=0, help="threads per model (0: the default)")
     a = ap.parse_args()
     # no busy-waiting ORT threads: they would steal the cores from the other models
-    preds = {f"{i}:{m}": load(m, spin=False) for i, m in enumerate(a.models)}
+    preds = {f"{i}:{m}": load(m, spin=False, threads=a.threads) for i, m in enumerate(a.models)}
     task = next(iter(preds.values())).task
     texts = bench_texts(task, load_eval_data(task, a.data, a.limit, {}))
     cfg = BenchConfig(rounds=a.rounds, seq_len=a.seq_len, progress=True)
     res = benchmark(preds, list(texts), cfg)
     ref = next(iter(preds))
     rat = ratios(res, ref)
-    print(f"rounds {a.rounds}, batch 32, seq_len {a.seq_len or 'data'}; ratios vs {ref}")
+    print(
+        f"rounds {a.rounds}, batch 32, seq_len {a.seq_len or 'data'}, threads "
+        f"{a.threads or 'default'}; ratios vs {ref}"
+    )
     for key, r in res.items():
         x = rat.get(key, {"throughput_speedup": 1.0, "latency_speedup": 1.0})
         print(

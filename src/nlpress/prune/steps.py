@@ -39,6 +39,7 @@ def prune_step(st: Any, cfg: PruneMagnitudeConfig | PruneNMConfig | PruneStructu
 
         batches = _batches(st) if cfg.score == "activation" else None
         st.torch_model, summary = prune_structured(st.torch_model, cfg, batches)
+        st.masks = {}  # masks of an earlier step no longer fit the smaller matrices
         kind, storage, warning = "structured", "dense", STRUCTURED
     else:
         from nlpress.prune.unstructured import prune_unstructured
