@@ -93,6 +93,7 @@ def quantize(args) -> None:
         seconds=round(seconds, 1), peak_rss_mb=round(peak), rss_after_load_mb=round(rss_loaded)
     )
     info.pop("awq_alphas", None)
+    (out / "quantize.json").write_text(json.dumps(info))
     print(json.dumps(info))
 
 
@@ -123,6 +124,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--reuse", action="store_true", help="keep quantized models already in --out")
     args = p.parse_args()
     if args.command == "quantize":
         return quantize(args)
@@ -141,6 +143,11 @@ def run_all(args) -> None:
     methods = args.methods.split(",")
     cal = {}
     for m in methods:
+        done = out / m / "quantize.json"
+        if args.reuse and done.is_file():
+            cal[m] = json.loads(done.read_text())
+            print(m, "(reused)", cal[m], flush=True)
+            continue
         cmd = [sys.executable, __file__, "quantize", "--method", m, "--out", str(out / m)]
         cmd += ["--group", str(args.group), "--samples", str(args.samples)]
         cmd += ["--seq-len", str(args.seq_len), "--eval-tokens", str(args.eval_tokens)]
@@ -153,14 +160,16 @@ def run_all(args) -> None:
             sys.exit(f"{m} failed; see {out / f'{m}.log'}")
         cal[m] = json.loads(res.stdout.strip().splitlines()[-1])
         print(m, cal[m], flush=True)
-    import nlpress
+    from transformers import AutoModelForCausalLM
+
+    from nlpress.quantize.woq_linear import load_weight_only
 
     fp_dir = smollm2_path()
     lm = load_model(fp_dir, "causal-lm")
     ids = _ids(lm.tokenizer)
     models = {"fp32": lm.model}
     for m in methods:
-        models[m] = nlpress.load(out / m).module.model
+        models[m] = load_weight_only(out / m, AutoModelForCausalLM)  # the artifact's runtime
     sizes = {"fp32": (fp_dir / "model.safetensors").stat().st_size}
     sizes.update({m: (out / m / "model.safetensors").stat().st_size for m in methods})
     ppl = {}
