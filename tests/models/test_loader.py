@@ -70,3 +70,20 @@ def test_sentence_transformers_pooling_is_read(tiny_bert, tmp_path):
     )
     lm = load_model(dst)
     assert (lm.pooling, lm.normalize) == ("cls", True)
+
+
+def test_weights_missing_tensors_is_an_error_not_random_layers(tiny_classifier, tmp_path):
+    """A folder whose weights lack some tensors (e.g. a weight-only artifact without its
+    nlpress.json) must not load with transformers' random initialisation."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "partial"
+    shutil.copytree(tiny_classifier, folder)
+    weights = load_file(folder / "model.safetensors")
+    dropped = next(k for k in weights if "encoder.layer.0.attention.self.query.weight" in k)
+    del weights[dropped]
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(NlpressError, match=r"lack 1 of the model's tensors.*random"):
+        load_model(folder, "text-classification")

@@ -163,6 +163,18 @@ def auto_class(task: str):
     }[task]
 
 
+def _check_missing(path: Path, task: str, missing) -> None:
+    """transformers fills tensors absent from the weights file with random values and only warns:
+    a silently random model. The pooler is the one part an embedding model may lack (unused)."""
+    missing = sorted(k for k in missing if not (task == "sentence-embedding" and "pooler." in k))
+    if missing:
+        raise NlpressError(
+            f"the weights in {str(path)!r} lack {len(missing)} of the model's tensors (e.g. "
+            f"{missing[0]!r}), which would be random; if it is an nlpress artifact its "
+            "nlpress.json is missing, otherwise save the complete model (save_pretrained)"
+        )
+
+
 def load_model(
     spec: str | os.PathLike,
     task: str | None = None,
@@ -190,13 +202,14 @@ def load_model(
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        model = auto.from_pretrained(path, **kwargs)
+        model, info = auto.from_pretrained(path, output_loading_info=True, **kwargs)
     except Exception as e:  # safetensors, torch and transformers each raise their own types here
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise NlpressError(
             f"could not load the model weights in {str(path)!r} ({first}); "
             "the weights file may be corrupt or not match config.json: re-download or re-save it"
         ) from e
+    _check_missing(path, task, info.get("missing_keys") or ())
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             path, trust_remote_code=trust_remote_code
