@@ -160,6 +160,8 @@ class SmoothQuantConfig(StepConfig):
     alpha: float = Field(0.5, ge=0.0, le=1.0)  # the paper's default migration strength
     num_samples: int = Field(64, ge=1, le=4096)  # per-channel maxima settle after a few dozen
     seq_len: int = Field(512, ge=8, le=8192)  # tokens per causal-LM calibration window
+
+
 # Pruning targets by default: the linear layers inside the transformer blocks (BERT
 # "encoder.layer.N...", Llama "model.layers.N..."); embeddings, poolers and task heads are few
 # weights that every output depends on.
