@@ -272,3 +272,22 @@ def test_write_json_takes_numpy_and_paths(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1.5, "b": [0, 1], "c": "/x"}
     with pytest.raises(TypeError):
         write_json(tmp_path / "bad.json", {"a": object()})
+
+
+def test_signal_inside_a_finalizer_is_not_lost():
+    """A KeyboardInterrupt raised in a __del__ is printed and dropped by Python: the handler must
+    deliver the signal again so the run still stops."""
+    import os
+    import signal
+    import time
+
+    from nlpress.artifact import _Interrupts
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)  # the handler runs here, inside __del__
+
+    with pytest.raises(KeyboardInterrupt), _Interrupts():
+        Finalized()  # dropped at once
+        time.sleep(5)

@@ -107,6 +107,14 @@ def _clean_stale(out: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def _in_finalizer(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 class _Interrupts:
     """SIGTERM and SIGINT raise ``KeyboardInterrupt``, except inside :meth:`held`.
 
@@ -128,6 +136,14 @@ class _Interrupts:
             log.warning("signal %d ignored while the artifact folder is being swapped", signum)
             return
         self.received = signum
+        if _in_finalizer(frame):
+            # Python prints and drops an exception raised in a finalizer (seen: the `regex`
+            # package's Group.__del__), and the run would go on to the end. Send the signal
+            # again shortly, so it lands in ordinary code and unwinds.
+            import threading
+
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+            return
         raise KeyboardInterrupt(f"signal {signum}")
 
     def __enter__(self) -> _Interrupts:

@@ -87,3 +87,11 @@ def test_weights_missing_tensors_is_an_error_not_random_layers(tiny_classifier, 
     save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(NlpressError, match=r"lack 1 of the model's tensors.*random"):
         load_model(folder, "text-classification")
+
+
+def test_a_missing_task_head_only_warns(tiny_bert, caplog):
+    """An encoder loaded for text-classification lacks only its head: benchmarkable, with a
+    warning that its predictions are random."""
+    lm = load_model(tiny_bert, "text-classification")
+    assert lm.task == "text-classification"
+    assert "predictions are random" in caplog.text

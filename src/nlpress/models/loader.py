@@ -163,10 +163,21 @@ def auto_class(task: str):
     }[task]
 
 
-def _check_missing(path: Path, task: str, missing) -> None:
+def _check_missing(path: Path, task: str, missing, prefix: str) -> None:
     """transformers fills tensors absent from the weights file with random values and only warns:
     a silently random model. The pooler is the one part an embedding model may lack (unused)."""
     missing = sorted(k for k in missing if not (task == "sentence-embedding" and "pooler." in k))
+    heads = [k for k in missing if prefix and not k.startswith(prefix + ".")]
+    if heads and len(heads) == len(missing):
+        # a task head on a base model (e.g. --task text-classification on an encoder): fine
+        # for speed, meaningless for predictions, so say it loudly
+        log.warning(
+            "%s has no trained weights for %s; its predictions are random (fine-tune it first "
+            "with `nlpress finetune`)",
+            path,
+            ", ".join(heads[:4]),
+        )
+        return
     if missing:
         raise NlpressError(
             f"the weights in {str(path)!r} lack {len(missing)} of the model's tensors (e.g. "
@@ -209,7 +220,7 @@ def load_model(
             f"could not load the model weights in {str(path)!r} ({first}); "
             "the weights file may be corrupt or not match config.json: re-download or re-save it"
         ) from e
-    _check_missing(path, task, info.get("missing_keys") or ())
+    _check_missing(path, task, info.get("missing_keys") or (), model.base_model_prefix)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             path, trust_remote_code=trust_remote_code
