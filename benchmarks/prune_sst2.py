@@ -122,7 +122,7 @@ def structured(a) -> None:
                 "data": "",
                 "max_steps": a.steps,
                 "lr": a.lr,
-                "batch_size": 32,
+                "batch_size": a.batch_size,
                 "freeze_embeddings": True,
             }
         },
@@ -136,7 +136,8 @@ def gradual(a) -> None:
     from nlpress.recipe import BUILTIN
 
     ((_, params),) = BUILTIN["magnitude-90-gradual"]["steps"][0].items()
-    steps = [{"prune-gradual": {**params, "data": "", "max_steps": a.steps, "lr": a.lr}}]
+    extra = {"max_steps": a.steps, "lr": a.lr, "batch_size": a.batch_size, "frequency": a.frequency}
+    steps = [{"prune-gradual": {**params, "data": "", **extra}}]
     drop, _, size = summary(*run(a, steps, "magnitude-90-gradual"))
     print(f"accuracy loss (points): {drop:.2f} (reported, no target)")
     print(check("size on disk vs dense fp32 (fraction)", size, "<= 0.35", size <= 0.35))
@@ -149,6 +150,8 @@ def main() -> None:
     ap.add_argument("--teacher", type=Path, default=Path("/work/artifacts/sst2-teacher"))
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--frequency", type=int, default=10, help="gradual: steps between mask updates")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--work", type=Path)
