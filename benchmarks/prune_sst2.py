@@ -64,7 +64,9 @@ def encoder_share(teacher: Path, head_fraction: float, ffn_fraction: float) -> f
     h, f, heads = c.hidden_size, c.intermediate_size, c.num_attention_heads
     att = 4 * h * h + 4 * h  # q, k, v, o with biases
     ffn = 2 * h * f + f + h
-    cut = round(head_fraction * heads) / heads * (4 * h * h + 3 * h) + ffn_fraction * (2 * h * f + f)
+    cut = round(head_fraction * heads) / heads * (4 * h * h + 3 * h) + ffn_fraction * (
+        2 * h * f + f
+    )
     return cut / (att + ffn + 4 * h)  # + the two LayerNorms
 
 

@@ -30,7 +30,7 @@ def test_recover_distill_after_structured_trains_the_smaller_model(
     tiny_classifier, sst_file, tmp_path
 ):
     ffn = {"head_fraction": 0.0, "ffn_fraction": 0.5}
-    a = _compress(tiny_classifier, sst_file, [{"prune-structured": ffn}], tmp_path / "a")
+    _compress(tiny_classifier, sst_file, [{"prune-structured": ffn}], tmp_path / "a")
     steps = [{"prune-structured": ffn}, {"recover": {"method": "distill", **RECOVER}}]
     b = _compress(tiny_classifier, sst_file, steps, tmp_path / "b")
     info = b.metrics["steps"][1]["info"]
