@@ -112,3 +112,21 @@ def test_gradual_needs_data(tiny_classifier, tmp_path):
     with pytest.raises(NlpressError, match="needs training data: pass --data"):
         _compress(tiny_classifier, None, "magnitude-90-gradual", tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_gradual_distill_on_an_embedding_model(tiny_bert, sts_file, tmp_path):
+    """No labels: method distill learns the unpruned encoder's pooled embeddings."""
+    sets = [
+        "prune-gradual.method=distill",
+        "prune-gradual.sparsity=0.5",
+        "prune-gradual.batch_size=4",
+        "prune-gradual.epochs=2",
+        "prune-gradual.frequency=1",
+        "prune-gradual.targets=['re:.*layer\\.\\d+\\..*']",
+    ]
+    art = _compress(tiny_bert, sts_file, "magnitude-90-gradual", tmp_path / "e", overrides=sets)
+    info = art.metrics["steps"][0]["info"]
+    assert info["method"] == "distill" and info["train_steps"] == 6  # 12 sentences / 4 x 2
+    assert info["sparsity"] == pytest.approx(0.5, abs=1e-3) and info["final_loss"] > 0
+    layer = nlpress.load(tmp_path / "e").module.model.encoder.layer[0].output.dense.weight
+    assert int((layer == 0).sum()) == round(0.5 * layer.numel())
