@@ -100,11 +100,15 @@ def _task(st: Any, cfg: TrainStep, model, tcfg):
     return spec, lambda m: m.student
 
 
-def _run(st: Any, cfg: TrainStep, callbacks: list) -> tuple[Any, Any]:
+def _run(st: Any, cfg: TrainStep, callbacks: list, extra=None) -> tuple[Any, Any]:
+    """Train ``st.torch_model``; ``extra(n_examples, train_config)`` may add a callback that
+    needs the run's length (the gradual pruner's schedule)."""
     from nlpress.train.loop import train
 
     tcfg = _train_config(cfg)
     spec, unwrap = _task(st, cfg, st.torch_model, tcfg)
+    if extra is not None:
+        callbacks = [*callbacks, extra(spec.n_examples, tcfg)]
     # the loop hands callbacks its training module (loss wrapper); the masks name the model's
     inner = [lambda m, step, fn=fn: fn(unwrap(m), step) for fn in callbacks]
     module, result = train(spec, tcfg, None, callbacks=inner, progress=st.progress)
@@ -155,13 +159,16 @@ def step_gradual(st: Any, cfg: PruneGradualConfig) -> dict:
     if st.torch_model is None:
         st.torch_model = copy.deepcopy(st.lm.model)  # the baseline keeps the original
     target_linears(st.torch_model, cfg.targets, cfg.ignore)  # a clear error before training
-    tcfg = _train_config(cfg)
-    spec, _ = _task(st, cfg, st.torch_model, tcfg)
-    _, total = _schedule(spec.n_examples, tcfg, 1)
-    pruner = GradualPruner(cfg, make_schedule(cfg, total))
-    pruner.start(st.torch_model)
-    st.torch_model, result = _run(st, cfg, [*_keep(st), pruner])
-    masks = pruner.finish(st.torch_model)
+    made: list[GradualPruner] = []
+
+    def pruner(n_examples: int, tcfg) -> GradualPruner:
+        _, total = _schedule(n_examples, tcfg, 1)  # optimizer steps of this one-process run
+        made.append(GradualPruner(cfg, make_schedule(cfg, total)))
+        made[0].start(st.torch_model)
+        return made[0]
+
+    st.torch_model, result = _run(st, cfg, _keep(st), pruner)
+    masks = made[0].finish(st.torch_model)
     st.masks = {**st.masks, **masks}
     per_layer = mask_sparsity(masks)
     total_w = sum(m.numel() for m in masks.values())
@@ -171,8 +178,8 @@ def step_gradual(st: Any, cfg: PruneGradualConfig) -> dict:
         "layers": len(masks),
         "sparsity": removed / max(total_w, 1),
         "pruned_weights": removed,
-        "schedule": pruner.schedule.to_dict(),
-        "mask_updates": len(pruner.history),
+        "schedule": made[0].schedule.to_dict(),
+        "mask_updates": len(made[0].history),
     }
     st.weights_format = "bitmask" if cfg.storage == "sparse" else "hf"
     st.pruning = {
