@@ -15,6 +15,14 @@
 The held-out rows are exactly the teacher's (its metrics.json records the seed and fraction of
 the split of sst2/train.tsv); training uses only the other rows. Nothing is asserted; each figure
 is printed next to its target. Step counts are small because this runs on 2 shared CPU cores.
+
+Measured 2026-11-28 on the 2-core machine shared with other jobs (load average 9-17; speed
+ratios are noisy), teacher held-out accuracy 88.07% on its 2,020 held-out rows:
+* ``structured --steps 30 --batch-size 16 --rounds 3``: 44.4% of encoder parameters removed
+  (79.2% of all parameters kept); after 30 distillation steps 84.16% (-3.91 points, NOT met);
+  throughput 1.24x at data lengths (NOT met), 1.56x padded to 128 tokens.
+* ``gradual --steps 30 --batch-size 16 --frequency 2 --rounds 3``: sparsity 0.9000 over 37
+  tensors; accuracy 56.19% (30 steps are far too few for 90%); size 14.6% of dense fp32 (met).
 """
 
 from __future__ import annotations
