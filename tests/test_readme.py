@@ -65,6 +65,8 @@ def workdir(tmp_path, monkeypatch, tiny_classifier, tiny_bert, sst_file, tiny_ll
     (tmp_path / "recipe.yaml").write_text(_blocks("yaml")[0])
     prune = next(b for b in _blocks("yaml") if "prune-structured" in b)
     (tmp_path / "prune-int8.yaml").write_text(prune)
+    recover = next(b for b in _blocks("yaml") if "- recover:" in b)
+    (tmp_path / "prune-recover.yaml").write_text(recover)
     (tmp_path / "my-bert").symlink_to(tiny_classifier)
     (tmp_path / "my-llama").symlink_to(tiny_llama128)
     (tmp_path / "wiki.txt").write_text(lm_corpus.read_text())
@@ -106,6 +108,8 @@ def test_readme_commands_run(workdir, capsys):
     for art in ("teacher", "student", "student-0", "student-given", "emb-student"):
         assert (workdir / art / "metrics.json").is_file(), art
     assert (workdir / "student-int8" / "model.onnx").is_file()
+    for art in ("out-m90g", "out-recovered"):  # pruning with training
+        assert (workdir / art / "metrics.json").is_file(), art
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ from nlpress.recipe import (
     CastConfig,
     ExportOnnxConfig,
     OrtOptimizeConfig,
+    PruneGradualConfig,
     PruneMagnitudeConfig,
     PruneNMConfig,
     PruneStructuredConfig,
@@ -40,6 +41,7 @@ from nlpress.recipe import (
     QuantizeStaticInt8Config,
     QuantizeWeightOnlyConfig,
     Recipe,
+    RecoverConfig,
     SmoothQuantConfig,
     load_recipe,
 )
@@ -79,6 +81,7 @@ class _State:
     quantized: dict = field(default_factory=dict)  # weight-only layers, saved by _finalize_model
     pruning: dict = field(default_factory=dict)  # per-layer sparsity etc., for the report
     masks: dict = field(default_factory=dict)  # parameter name -> keep-mask, from pruning steps
+    data: Any = None  # the --data file: what prune-gradual and recover train on by default
 
     def current(self):
         """The model as the steps so far left it (the baseline's own model is never changed)."""
@@ -167,6 +170,18 @@ def _step_prune(st: _State, cfg) -> dict:
     return prune_step(st, cfg)
 
 
+def _step_gradual(st: _State, cfg: PruneGradualConfig) -> dict:
+    from nlpress.prune.recover import step_gradual
+
+    return step_gradual(st, cfg)
+
+
+def _step_recover(st: _State, cfg: RecoverConfig) -> dict:
+    from nlpress.prune.recover import step_recover
+
+    return step_recover(st, cfg)
+
+
 HANDLERS = {
     ExportOnnxConfig: _step_export,
     OrtOptimizeConfig: _step_optimize,
@@ -178,6 +193,8 @@ HANDLERS = {
     PruneMagnitudeConfig: _step_prune,
     PruneNMConfig: _step_prune,
     PruneStructuredConfig: _step_prune,
+    PruneGradualConfig: _step_gradual,
+    RecoverConfig: _step_recover,
 }
 
 
@@ -332,6 +349,7 @@ def compress(
         "text_pair_column": text_pair_column,
         "label_column": label_column,
     }
+    _check_training(rcp, data, task)
     eval_data, bench_texts = _read_inputs(task, data, columns, limit)
     calib_texts, calib_source = _calibration_texts(rcp, task, calib, columns, bench_texts)
     _precheck_pruning(rcp, path, task)
@@ -349,6 +367,7 @@ def compress(
         st = _State(lm, tmp, sample, tokenize=baseline.tokenize)
         st.calib_texts, st.calib_source = calib_texts, calib_source
         st.fidelity_texts, st.progress = bench_texts, progress
+        st.data = data
         for cfg in _progress(rcp.steps, progress):
             name = type(cfg).__name__
             t0 = time.perf_counter()
@@ -398,6 +417,12 @@ def compress(
         write_json(tmp / "metrics.json", metrics)
         write_report(tmp, metrics)
     return Artifact(out, metrics)
+
+
+def _check_training(rcp: Recipe, data, task: str) -> None:
+    from nlpress.prune.recover import check_training_steps
+
+    check_training_steps(rcp.steps, data, task)
 
 
 def _precheck_pruning(rcp: Recipe, path: Path, task: str) -> None:

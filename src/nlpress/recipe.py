@@ -214,6 +214,57 @@ class PruneStructuredConfig(StepConfig):
     num_samples: int = Field(64, ge=8, le=10_000)  # calibration texts for score: activation
 
 
+class _TrainStepFields(StepConfig):
+    """Training settings shared by the recipe steps that fine-tune (prune-gradual, recover)."""
+
+    # labelled training file; None: the --data file (evaluation then uses the same rows, so pass
+    # a separate training file for honest numbers)
+    data: str | None = None
+    epochs: int = Field(1, ge=1)  # one pass: recovery and gradual pruning on a CPU budget
+    max_steps: int | None = Field(None, ge=1)  # optimizer steps; caps the epochs
+    batch_size: int = Field(32, ge=1)  # BERT fine-tuning's usual batch
+    lr: float = Field(5e-5, gt=0)  # 5e-5: within BERT's recommended 2e-5..5e-5
+    max_length: int = Field(128, ge=8)  # tokens per text: SST-2/STS sentences fit in 128
+    # word embeddings: a third to a half of a small encoder; frozen unless they are pruned
+    freeze_embeddings: bool = False
+    seed: int = 0
+    temperature: float = Field(2.0, gt=0)  # distill: softening as in DistilBERT
+    alpha: float = Field(0.5, ge=0, le=1)  # distill: soft vs hard-label weight (1: no labels)
+
+
+class PruneGradualConfig(_TrainStepFields):
+    """Gradual magnitude pruning during fine-tuning (Zhu & Gupta 2017; nlpress.prune.gradual)."""
+
+    sparsity: float = Field(0.9, ge=0.0, lt=1.0)  # final sparsity s_f, reached exactly
+    initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)  # s_i at the first pruning step
+    # pruning runs from start to end (fractions of the training steps), then the last quarter
+    # trains at the final sparsity so the network recovers (the paper's schedule shape)
+    start: float = Field(0.0, ge=0.0, lt=1.0)
+    end: float = Field(0.75, gt=0.0, le=1.0)
+    frequency: int = Field(10, ge=1)  # dt: steps between mask updates (paper: 100-1000 at scale)
+    method: Literal["finetune", "distill"] = "finetune"  # labels, or the unpruned model's outputs
+    norm: Literal["l1", "l2"] = "l1"
+    scope: Literal["layer", "global"] = "layer"
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
+    ignore: list[str] = Field(default_factory=list)
+    storage: Literal["sparse", "dense"] = "sparse"  # sparse: bitmask, size falls with sparsity
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: float, info: ValidationInfo) -> float:
+        if end <= info.data.get("start", 0.0):
+            raise ValueError(f"end ({end}) must be after start ({info.data.get('start')})")
+        return end
+
+
+class RecoverConfig(_TrainStepFields):
+    """Fine-tuning after pruning: labels, or distillation from the unpruned model."""
+
+    # distill: the unpruned model is the teacher, needs no labels and kept accuracy best in
+    # the papers on pruned BERTs (e.g. Sanh et al. 2020, Lagunas et al. 2021)
+    method: Literal["distill", "finetune"] = "distill"
+
+
 STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "export-onnx": ExportOnnxConfig,
     "ort-optimize": OrtOptimizeConfig,
@@ -225,8 +276,10 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "prune-magnitude": PruneMagnitudeConfig,
     "prune-nm": PruneNMConfig,
     "prune-structured": PruneStructuredConfig,
+    "prune-gradual": PruneGradualConfig,
+    "recover": RecoverConfig,
 }
-PRUNE_STEPS = (PruneMagnitudeConfig, PruneNMConfig, PruneStructuredConfig)
+PRUNE_STEPS = (PruneMagnitudeConfig, PruneNMConfig, PruneStructuredConfig, PruneGradualConfig)
 STEP_NAMES = {cls: name for name, cls in STEP_CONFIGS.items()}
 
 
@@ -279,6 +332,19 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "prune-structured": {"steps": [{"prune-structured": {}}]},
     "magnitude-50": {"steps": [{"prune-magnitude": {"sparsity": 0.5}}]},
     "magnitude-2:4": {"steps": [{"prune-nm": {"n": 2, "m": 4}}]},
+    # 90% of the block linears and of the word-embedding table (half of a small encoder's bytes:
+    # without it the sparse artifact stays above half the dense size), pruned gradually while
+    # fine-tuning on --data, so the embeddings train too
+    "magnitude-90-gradual": {
+        "steps": [
+            {
+                "prune-gradual": {
+                    "sparsity": 0.9,
+                    "targets": [*BLOCK_LINEARS, r"re:(.*\.)?(word_embeddings|embed_tokens)"],
+                }
+            }
+        ]
+    },
 }
 
 
@@ -353,7 +419,29 @@ def _check_prune_order(steps: tuple[StepConfig, ...]) -> None:
                 )
 
 
+def _check_recover(steps: tuple[StepConfig, ...]) -> None:
+    """recover fine-tunes what a prune step left: after pruning, before export or quantization."""
+    for i, s in enumerate(steps, 1):
+        if not isinstance(s, RecoverConfig):
+            continue
+        before = steps[: i - 1]
+        other = [
+            STEP_NAMES[type(p)] for p in before if not isinstance(p, (*PRUNE_STEPS, RecoverConfig))
+        ]
+        if other:
+            raise NlpressError(
+                f"recipe step {i} (recover) must come before {other[0]}; "
+                "recover right after pruning, then export or quantize"
+            )
+        if not any(isinstance(p, PRUNE_STEPS) for p in before):
+            raise NlpressError(
+                f"recipe step {i} (recover) needs a prune step before it "
+                "(prune-structured, prune-magnitude, prune-nm or prune-gradual)"
+            )
+
+
 def _check_order(steps: tuple[StepConfig, ...]) -> None:
+    _check_recover(steps)
     _check_prune_order(steps)
     _check_smooth(steps)
     _check_alone(steps)

@@ -12,7 +12,13 @@ import copy
 import logging
 from typing import Any
 
-from nlpress.recipe import PruneMagnitudeConfig, PruneNMConfig, PruneStructuredConfig
+from nlpress.recipe import (
+    PruneGradualConfig,
+    PruneMagnitudeConfig,
+    PruneNMConfig,
+    PruneStructuredConfig,
+    RecoverConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +93,9 @@ def precheck(steps: tuple, path: Any, task: str) -> None:
     prune = [
         s
         for s in steps
-        if isinstance(s, PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig)
+        if isinstance(
+            s, PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig | PruneGradualConfig
+        )
     ]
     if not prune:
         return
@@ -132,7 +140,9 @@ def same_backend_speed(st: Any, recipe: Any, result: Any, texts: list, bench_cfg
     from nlpress.recipe import Recipe
     from nlpress.runtime import load
 
-    prune_types = PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig
+    prune_types = (
+        PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig | PruneGradualConfig
+    ) | RecoverConfig  # recover trains the pruned model: not a step the unpruned one takes
     rest = tuple(s for s in recipe.steps if not isinstance(s, prune_types))
     if not rest:
         return {}
