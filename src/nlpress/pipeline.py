@@ -35,7 +35,9 @@ from nlpress.recipe import (
     OrtOptimizeConfig,
     PruneMagnitudeConfig,
     PruneNMConfig,
+    PruneSparseGPTConfig,
     PruneStructuredConfig,
+    PruneWandaConfig,
     QuantizeDynamicInt8Config,
     QuantizeStaticInt8Config,
     QuantizeWeightOnlyConfig,
@@ -178,6 +180,8 @@ HANDLERS = {
     PruneMagnitudeConfig: _step_prune,
     PruneNMConfig: _step_prune,
     PruneStructuredConfig: _step_prune,
+    PruneWandaConfig: _step_prune,
+    PruneSparseGPTConfig: _step_prune,
 }
 
 

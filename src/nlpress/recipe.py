@@ -28,6 +28,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from nlpress.errors import NlpressError
@@ -160,6 +161,8 @@ class SmoothQuantConfig(StepConfig):
     alpha: float = Field(0.5, ge=0.0, le=1.0)  # the paper's default migration strength
     num_samples: int = Field(64, ge=1, le=4096)  # per-channel maxima settle after a few dozen
     seq_len: int = Field(512, ge=8, le=8192)  # tokens per causal-LM calibration window
+
+
 # Pruning targets by default: the linear layers inside the transformer blocks (BERT
 # "encoder.layer.N...", Llama "model.layers.N..."); embeddings, poolers and task heads are few
 # weights that every output depends on.
@@ -212,6 +215,40 @@ class PruneStructuredConfig(StepConfig):
     num_samples: int = Field(64, ge=8, le=10_000)  # calibration texts for score: activation
 
 
+class PruneOneShotConfig(StepConfig):
+    """Shared keys of the calibrated one-shot LLM pruners (nlpress.prune.oneshot)."""
+
+    # share of each targeted layer's weights set to zero; ignored when n and m are given
+    sparsity: float = Field(0.5, ge=0.0, lt=1.0)
+    # N:M instead of unstructured (both or neither): e.g. n: 2, m: 4, NVIDIA's 2:4 pattern
+    n: int | None = Field(None, ge=1)
+    m: int | None = Field(None, ge=2)
+    num_samples: int = Field(128, ge=1, le=4096)  # the papers' 128 calibration windows
+    seq_len: int = Field(512, ge=8, le=8192)  # tokens per window (papers: 2048; 512 fits a CPU)
+    targets: list[str] | None = None  # None: every nn.Linear inside the blocks
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
+    storage: Literal["sparse", "dense"] = "sparse"  # as prune-magnitude
+
+    @model_validator(mode="after")
+    def _nm_pair(self):
+        if (self.n is None) != (self.m is None):
+            raise ValueError("give both n and m for N:M sparsity (e.g. n: 2, m: 4), or neither")
+        if self.n is not None and self.m is not None and self.n >= self.m:
+            raise ValueError(f"N:M needs n < m, got {self.n}:{self.m}; e.g. n: 2, m: 4")
+        return self
+
+
+class PruneWandaConfig(PruneOneShotConfig):
+    """Wanda (Sun et al. 2023): |W| x input-channel norm, per output row; no weight update."""
+
+
+class PruneSparseGPTConfig(PruneOneShotConfig):
+    """SparseGPT (Frantar & Alistarh 2023): OBS mask selection with weight reconstruction."""
+
+    percdamp: float = Field(0.01, gt=0.0, le=1.0)  # the paper's damping, fraction of mean diag(H)
+    block_size: int = Field(128, ge=4, le=4096)  # the paper's mask-selection block (columns)
+
+
 STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "export-onnx": ExportOnnxConfig,
     "ort-optimize": OrtOptimizeConfig,
@@ -223,8 +260,16 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "prune-magnitude": PruneMagnitudeConfig,
     "prune-nm": PruneNMConfig,
     "prune-structured": PruneStructuredConfig,
+    "prune-wanda": PruneWandaConfig,
+    "prune-sparsegpt": PruneSparseGPTConfig,
 }
-PRUNE_STEPS = (PruneMagnitudeConfig, PruneNMConfig, PruneStructuredConfig)
+PRUNE_STEPS = (
+    PruneMagnitudeConfig,
+    PruneNMConfig,
+    PruneStructuredConfig,
+    PruneWandaConfig,
+    PruneSparseGPTConfig,
+)
 STEP_NAMES = {cls: name for name, cls in STEP_CONFIGS.items()}
 
 
@@ -277,6 +322,10 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "prune-structured": {"steps": [{"prune-structured": {}}]},
     "magnitude-50": {"steps": [{"prune-magnitude": {"sparsity": 0.5}}]},
     "magnitude-2:4": {"steps": [{"prune-nm": {"n": 2, "m": 4}}]},
+    "wanda-50": {"steps": [{"prune-wanda": {"sparsity": 0.5}}]},
+    "sparsegpt-50": {"steps": [{"prune-sparsegpt": {"sparsity": 0.5}}]},
+    "wanda-2:4": {"steps": [{"prune-wanda": {"n": 2, "m": 4}}]},
+    "sparsegpt-2:4": {"steps": [{"prune-sparsegpt": {"n": 2, "m": 4}}]},
 }
 
 

@@ -12,7 +12,14 @@ import copy
 import logging
 from typing import Any
 
-from nlpress.recipe import PruneMagnitudeConfig, PruneNMConfig, PruneStructuredConfig
+from nlpress.recipe import (
+    PRUNE_STEPS,
+    PruneMagnitudeConfig,
+    PruneNMConfig,
+    PruneSparseGPTConfig,
+    PruneStructuredConfig,
+    PruneWandaConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,8 @@ def prune_step(st: Any, cfg: PruneMagnitudeConfig | PruneNMConfig | PruneStructu
         batches = _batches(st) if cfg.score == "activation" else None
         st.torch_model, summary = prune_structured(st.torch_model, cfg, batches)
         kind, storage, warning = "structured", "dense", STRUCTURED
+    elif isinstance(cfg, PruneWandaConfig | PruneSparseGPTConfig):
+        summary, kind, storage, warning = _oneshot(st, cfg)
     else:
         from nlpress.prune.unstructured import prune_unstructured
 
@@ -65,6 +74,21 @@ def prune_step(st: Any, cfg: PruneMagnitudeConfig | PruneNMConfig | PruneStructu
         "steps": [*st.pruning.get("steps", []), {"kind": kind, **summary["info"]}],
     }
     return summary["info"]
+
+
+def _oneshot(st: Any, cfg: PruneWandaConfig | PruneSparseGPTConfig) -> tuple[dict, str, str, str]:
+    """Wanda / SparseGPT through the calibration engine: (summary, kind, storage, warning)."""
+    from nlpress.calib.pipeline_steps import calibration_batches
+    from nlpress.prune.oneshot_steps import prune_oneshot
+
+    masks, summary = prune_oneshot(st.torch_model, cfg, calibration_batches(st, cfg), st.progress)
+    st.masks = {**st.masks, **masks}
+    summary["info"]["calibration_source"] = st.calib_source
+    nm = cfg.n is not None
+    warning = NO_SPARSE_KERNEL.format(kind="N:M" if nm else "Unstructured")
+    if nm and (cfg.n, cfg.m) == (2, 4):
+        warning += NM_GPU
+    return summary, (f"{cfg.n}:{cfg.m}" if nm else "unstructured"), cfg.storage, warning
 
 
 def _batches(st: Any):
@@ -131,8 +155,7 @@ def same_backend_speed(st: Any, recipe: Any, result: Any, texts: list, bench_cfg
     from nlpress.recipe import Recipe
     from nlpress.runtime import load
 
-    prune_types = PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig
-    rest = tuple(s for s in recipe.steps if not isinstance(s, prune_types))
+    rest = tuple(s for s in recipe.steps if not isinstance(s, PRUNE_STEPS))
     if not rest:
         return {}
     scratch = st.tmp / ".unpruned"
