@@ -53,7 +53,9 @@ def test_wanda_prunes_every_block_linear_per_row_from_calibration_inputs(tiny_ll
         w = model.get_parameter(name)
         assert (w[~mask] == 0).all()
         assert ((~mask).sum(1) == w.shape[1] // 2).all()  # per output row
-    assert torch.equal(masks["model.layers.0.mlp.up_proj.weight"], wanda_mask(w0, x.norm(dim=0), 0.5))
+    assert torch.equal(
+        masks["model.layers.0.mlp.up_proj.weight"], wanda_mask(w0, x.norm(dim=0), 0.5)
+    )
 
 
 def test_sparsegpt_24_reconstructs_block0_like_the_pure_function(tiny_llama):
