@@ -107,3 +107,23 @@ def test_bad_configs_name_the_problem(tiny_llama):
         PruneWandaConfig(n=2)
     with pytest.raises(ValidationError, match="n < m"):
         PruneSparseGPTConfig(n=4, m=4)
+
+
+def test_encoders_prune_through_the_same_engine(tiny_bert):
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(tiny_bert).eval()
+    g = torch.Generator().manual_seed(1)
+    batches = [
+        {
+            "input_ids": torch.randint(5, 50, (2, 8), generator=g),
+            "attention_mask": torch.ones(2, 8, dtype=torch.long),
+        }
+    ]
+    masks, summary = prune_oneshot(model, PruneSparseGPTConfig(sparsity=0.5), batches, False)
+    assert "encoder.layer.1.output.dense.weight" in masks
+    assert summary["info"]["sparsity"] == 0.5
+    assert (
+        model.encoder.layer[1].output.dense.weight[~masks["encoder.layer.1.output.dense.weight"]]
+        == 0
+    ).all()
