@@ -36,7 +36,9 @@ from nlpress.recipe import (
     PruneGradualConfig,
     PruneMagnitudeConfig,
     PruneNMConfig,
+    PruneSparseGPTConfig,
     PruneStructuredConfig,
+    PruneWandaConfig,
     QuantizeDynamicInt8Config,
     QuantizeStaticInt8Config,
     QuantizeWeightOnlyConfig,
@@ -195,6 +197,8 @@ HANDLERS = {
     PruneStructuredConfig: _step_prune,
     PruneGradualConfig: _step_gradual,
     RecoverConfig: _step_recover,
+    PruneWandaConfig: _step_prune,
+    PruneSparseGPTConfig: _step_prune,
 }
 
 

@@ -28,6 +28,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from nlpress.errors import NlpressError
@@ -265,6 +266,40 @@ class RecoverConfig(_TrainStepFields):
     method: Literal["distill", "finetune"] = "distill"
 
 
+class PruneOneShotConfig(StepConfig):
+    """Shared keys of the calibrated one-shot LLM pruners (nlpress.prune.oneshot)."""
+
+    # share of each targeted layer's weights set to zero; ignored when n and m are given
+    sparsity: float = Field(0.5, ge=0.0, lt=1.0)
+    # N:M instead of unstructured (both or neither): e.g. n: 2, m: 4, NVIDIA's 2:4 pattern
+    n: int | None = Field(None, ge=1)
+    m: int | None = Field(None, ge=2)
+    num_samples: int = Field(128, ge=1, le=4096)  # the papers' 128 calibration windows
+    seq_len: int = Field(512, ge=8, le=8192)  # tokens per window (papers: 2048; 512 fits a CPU)
+    targets: list[str] | None = None  # None: every nn.Linear inside the blocks
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
+    storage: Literal["sparse", "dense"] = "sparse"  # as prune-magnitude
+
+    @model_validator(mode="after")
+    def _nm_pair(self):
+        if (self.n is None) != (self.m is None):
+            raise ValueError("give both n and m for N:M sparsity (e.g. n: 2, m: 4), or neither")
+        if self.n is not None and self.m is not None and self.n >= self.m:
+            raise ValueError(f"N:M needs n < m, got {self.n}:{self.m}; e.g. n: 2, m: 4")
+        return self
+
+
+class PruneWandaConfig(PruneOneShotConfig):
+    """Wanda (Sun et al. 2023): |W| x input-channel norm, per output row; no weight update."""
+
+
+class PruneSparseGPTConfig(PruneOneShotConfig):
+    """SparseGPT (Frantar & Alistarh 2023): OBS mask selection with weight reconstruction."""
+
+    percdamp: float = Field(0.01, gt=0.0, le=1.0)  # the paper's damping, fraction of mean diag(H)
+    block_size: int = Field(128, ge=4, le=4096)  # the paper's mask-selection block (columns)
+
+
 STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "export-onnx": ExportOnnxConfig,
     "ort-optimize": OrtOptimizeConfig,
@@ -278,8 +313,17 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "prune-structured": PruneStructuredConfig,
     "prune-gradual": PruneGradualConfig,
     "recover": RecoverConfig,
+    "prune-wanda": PruneWandaConfig,
+    "prune-sparsegpt": PruneSparseGPTConfig,
 }
-PRUNE_STEPS = (PruneMagnitudeConfig, PruneNMConfig, PruneStructuredConfig, PruneGradualConfig)
+PRUNE_STEPS = (
+    PruneMagnitudeConfig,
+    PruneNMConfig,
+    PruneStructuredConfig,
+    PruneGradualConfig,
+    PruneWandaConfig,
+    PruneSparseGPTConfig,
+)
 STEP_NAMES = {cls: name for name, cls in STEP_CONFIGS.items()}
 
 
@@ -345,6 +389,10 @@ BUILTIN: dict[str, dict[str, Any]] = {
             }
         ]
     },
+    "wanda-50": {"steps": [{"prune-wanda": {"sparsity": 0.5}}]},
+    "sparsegpt-50": {"steps": [{"prune-sparsegpt": {"sparsity": 0.5}}]},
+    "wanda-2:4": {"steps": [{"prune-wanda": {"n": 2, "m": 4}}]},
+    "sparsegpt-2:4": {"steps": [{"prune-sparsegpt": {"n": 2, "m": 4}}]},
 }
 
 

@@ -77,6 +77,7 @@ def check_calibrated_steps(rcp: Recipe, lm, calib_texts: list) -> None:
             from nlpress.quantize.smoothquant import check_smoothable
 
             check_smoothable(lm.model)
+        check_oneshot(cfg, lm, n_tokens)
         if isinstance(cfg, SmoothQuantConfig) and n_tokens is not None and n_tokens < cfg.seq_len:
             raise NlpressError(
                 f"the calibration text has {n_tokens} tokens, fewer than one window of "
@@ -84,8 +85,30 @@ def check_calibrated_steps(rcp: Recipe, lm, calib_texts: list) -> None:
             )
 
 
+def check_oneshot(cfg, lm, n_tokens: int | None) -> None:
+    """Wanda/SparseGPT: layers, N:M shapes and calibration length, before any slow work."""
+    from nlpress.recipe import STEP_NAMES, PruneSparseGPTConfig, PruneWandaConfig
+
+    if not isinstance(cfg, PruneWandaConfig | PruneSparseGPTConfig):
+        return
+    from nlpress.prune.oneshot_steps import block_linear_names
+
+    block_linear_names(lm.model, cfg)
+    if n_tokens is not None and n_tokens < cfg.seq_len:
+        name = STEP_NAMES[type(cfg)]
+        raise NlpressError(
+            f"the calibration text has {n_tokens} tokens, fewer than one window of "
+            f"seq_len={cfg.seq_len}; pass a longer --calib text or lower it "
+            f"(--set {name}.seq_len=...)"
+        )
+
+
 def calibrated(s) -> bool:
     """Steps that run the block-by-block engine on calibration data."""
+    from nlpress.recipe import PruneSparseGPTConfig, PruneWandaConfig
+
+    if isinstance(s, PruneWandaConfig | PruneSparseGPTConfig):
+        return True
     return isinstance(s, SmoothQuantConfig) or (
         isinstance(s, QuantizeWeightOnlyConfig) and s.method != "rtn"
     )

@@ -13,10 +13,13 @@ import logging
 from typing import Any
 
 from nlpress.recipe import (
+    PRUNE_STEPS,
     PruneGradualConfig,
     PruneMagnitudeConfig,
     PruneNMConfig,
+    PruneSparseGPTConfig,
     PruneStructuredConfig,
+    PruneWandaConfig,
     RecoverConfig,
 )
 
@@ -47,6 +50,8 @@ def prune_step(st: Any, cfg: PruneMagnitudeConfig | PruneNMConfig | PruneStructu
         st.torch_model, summary = prune_structured(st.torch_model, cfg, batches)
         st.masks = {}  # masks of an earlier step no longer fit the smaller matrices
         kind, storage, warning = "structured", "dense", STRUCTURED
+    elif isinstance(cfg, PruneWandaConfig | PruneSparseGPTConfig):
+        summary, kind, storage, warning = _oneshot(st, cfg)
     else:
         from nlpress.prune.unstructured import prune_unstructured
 
@@ -72,6 +77,21 @@ def prune_step(st: Any, cfg: PruneMagnitudeConfig | PruneNMConfig | PruneStructu
         "steps": [*st.pruning.get("steps", []), {"kind": kind, **summary["info"]}],
     }
     return summary["info"]
+
+
+def _oneshot(st: Any, cfg: PruneWandaConfig | PruneSparseGPTConfig) -> tuple[dict, str, str, str]:
+    """Wanda / SparseGPT through the calibration engine: (summary, kind, storage, warning)."""
+    from nlpress.calib.pipeline_steps import calibration_batches
+    from nlpress.prune.oneshot_steps import prune_oneshot
+
+    masks, summary = prune_oneshot(st.torch_model, cfg, calibration_batches(st, cfg), st.progress)
+    st.masks = {**st.masks, **masks}
+    summary["info"]["calibration_source"] = st.calib_source
+    nm = cfg.n is not None
+    warning = NO_SPARSE_KERNEL.format(kind="N:M" if nm else "Unstructured")
+    if nm and (cfg.n, cfg.m) == (2, 4):
+        warning += NM_GPU
+    return summary, (f"{cfg.n}:{cfg.m}" if nm else "unstructured"), cfg.storage, warning
 
 
 def _batches(st: Any):
@@ -140,10 +160,8 @@ def same_backend_speed(st: Any, recipe: Any, result: Any, texts: list, bench_cfg
     from nlpress.recipe import Recipe
     from nlpress.runtime import load
 
-    prune_types = (
-        PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig | PruneGradualConfig
-    ) | RecoverConfig  # recover trains the pruned model: not a step the unpruned one takes
-    rest = tuple(s for s in recipe.steps if not isinstance(s, prune_types))
+    # recover trains the pruned model: not a step the unpruned one takes
+    rest = tuple(s for s in recipe.steps if not isinstance(s, (*PRUNE_STEPS, RecoverConfig)))
     if not rest:
         return {}
     scratch = st.tmp / ".unpruned"
