@@ -84,18 +84,16 @@ def tiny_classifier(tmp_path_factory) -> Path:
     return _save(BertForSequenceClassification(cfg).eval(), tok, folder)
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory) -> Path:
+def _llama(folder: Path, seed: int, width: int, tie: bool) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    folder = tmp_path_factory.mktemp("tiny-llama")
     tok, n = _tokenizer(folder)
-    torch.manual_seed(2)
+    torch.manual_seed(seed)
     cfg = LlamaConfig(
         vocab_size=n,
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=width,
+        intermediate_size=2 * width,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -103,9 +101,14 @@ def tiny_llama(tmp_path_factory) -> Path:
         pad_token_id=0,
         bos_token_id=2,
         eos_token_id=3,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie,
     )
     return _save(LlamaForCausalLM(cfg).eval(), tok, folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    return _llama(tmp_path_factory.mktemp("tiny-llama"), seed=2, width=32, tie=False)
 
 
 @pytest.fixture()
@@ -153,26 +156,7 @@ def sts_file(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama128(tmp_path_factory) -> Path:
     """A 2-layer Llama 128 wide (group size 128 divides every layer), embeddings tied to the head."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny-llama128")
-    tok, n = _tokenizer(folder)
-    torch.manual_seed(3)
-    cfg = LlamaConfig(
-        vocab_size=n,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        pad_token_id=0,
-        bos_token_id=2,
-        eos_token_id=3,
-        tie_word_embeddings=True,
-    )
-    return _save(LlamaForCausalLM(cfg).eval(), tok, folder)
+    return _llama(tmp_path_factory.mktemp("tiny-llama128"), seed=3, width=128, tie=True)
 
 
 @pytest.fixture()
