@@ -106,3 +106,13 @@ def test_bad_set_overrides(override, needle):
 def test_cast_must_stand_alone():
     with pytest.raises(NlpressError, match="cannot be combined"):
         recipe_from_dict({"steps": ["export-onnx", {"cast": {"dtype": "bf16"}}]})
+
+
+def test_cli_help_names_every_builtin_recipe():
+    """The --recipe help is written out (so `nlpress --help` imports nothing heavy): keep it whole."""
+    from nlpress.cli import build_parser
+    from nlpress.recipe import BUILTIN
+
+    compress = build_parser()._subparsers._group_actions[0].choices["compress"]
+    text = next(a.help for a in compress._actions if "--recipe" in a.option_strings)
+    assert all(name in text for name in BUILTIN), [n for n in BUILTIN if n not in text]
