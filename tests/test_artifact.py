@@ -205,8 +205,19 @@ def test_glob_characters_in_the_name(tmp_path):
 
 
 # -- signals -------------------------------------------------------------------------------------
+@pytest.fixture()
+def default_signals():
+    """Handlers as in a process started from a terminal. A command started with `&` by a
+    non-interactive shell ignores SIGINT, and nlpress leaves an ignored signal ignored."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGINT, old)
+    signal.signal(signal.SIGTERM, old_term)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_inside_the_block_unwinds_and_cleans_up(tmp_path, sig):
+def test_signal_inside_the_block_unwinds_and_cleans_up(tmp_path, sig, default_signals):
     out = make_artifact(tmp_path / "out")
     before = snapshot(out)
     handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
@@ -224,7 +235,7 @@ def test_signal_inside_the_block_unwinds_and_cleans_up(tmp_path, sig):
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers
 
 
-def test_swallowed_interrupt_still_calls_off_the_swap(tmp_path):
+def test_swallowed_interrupt_still_calls_off_the_swap(tmp_path, default_signals):
     """A KeyboardInterrupt that some library caught (or printed from a finalizer) still counts."""
     out = make_artifact(tmp_path / "out")
     before = snapshot(out)
@@ -278,7 +289,7 @@ def test_write_json_takes_numpy_and_paths(tmp_path):
         write_json(tmp_path / "bad.json", {"a": object()})
 
 
-def test_signal_inside_a_finalizer_is_not_lost():
+def test_signal_inside_a_finalizer_is_not_lost(default_signals):
     """A KeyboardInterrupt raised in a __del__ is printed and dropped by Python: the handler must
     deliver the signal again so the run still stops."""
     import os
