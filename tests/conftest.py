@@ -112,6 +112,52 @@ def tiny_llama(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
+def llama_model(tiny_llama):
+    """A fresh fp32 copy of the tiny Llama, for tests that modify it in place."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
+
+
+@pytest.fixture()
+def llama_batches(llama_model) -> list[dict]:
+    """Two seeded calibration batches of 2 x 12 random token ids for ``llama_model``."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    vocab = llama_model.config.vocab_size
+    return [
+        {
+            "input_ids": (ids := torch.randint(5, vocab, (2, 12), generator=g)),
+            "attention_mask": torch.ones_like(ids),
+        }
+        for _ in range(2)
+    ]
+
+
+def _inputs_of(model, module, batches):
+    """Every input row that ``module`` sees in plain forwards of ``model``: (rows, in)."""
+    import torch
+
+    rows = []
+    h = module.register_forward_hook(
+        lambda _m, a, _o: rows.append(a[0].reshape(-1, a[0].shape[-1]))
+    )
+    with torch.no_grad():
+        for b in batches:
+            model(**b, use_cache=False)
+    h.remove()
+    return torch.cat(rows)
+
+
+@pytest.fixture()
+def inputs_of():
+    """``inputs_of(model, module, batches)``: the rows a module sees in plain forwards."""
+    return _inputs_of
+
+
+@pytest.fixture()
 def sst_file(tmp_path) -> Path:
     p = tmp_path / "sst.tsv"
     rows = [

@@ -7,40 +7,9 @@ from nlpress.calib.sequential import LayerStats, run_sequential
 from nlpress.errors import NlpressError
 
 
-def _llama(path):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-
-
-def _batches(vocab: int, n=2, t=12):
-    g = torch.Generator().manual_seed(0)
-    return [
-        {
-            "input_ids": (ids := torch.randint(5, vocab, (2, t), generator=g)),
-            "attention_mask": torch.ones_like(ids),
-        }
-        for _ in range(n)
-    ]
-
-
-def _inputs_of(model, module, batches):
-    """Every input row that ``module`` sees in plain forwards of ``model``: (rows, in)."""
-    rows = []
-    h = module.register_forward_hook(
-        lambda _m, a, _o: rows.append(a[0].reshape(-1, a[0].shape[-1]))
-    )
-    with torch.no_grad():
-        for b in batches:
-            model(**b, use_cache=False)
-    h.remove()
-    return torch.cat(rows)
-
-
-def test_statistics_match_plain_hooks_and_are_shared(tiny_llama):
-    model = _llama(tiny_llama)
-    batches = _batches(model.config.vocab_size)
-    x = _inputs_of(model, model.model.layers[0].self_attn.q_proj, batches)  # unchanged model
+def test_statistics_match_plain_hooks_and_are_shared(llama_model, llama_batches, inputs_of):
+    model, batches = llama_model, llama_batches
+    x = inputs_of(model, model.model.layers[0].self_attn.q_proj, batches)  # unchanged model
     seen = {}
 
     def transform(ctx):
@@ -67,9 +36,8 @@ def test_statistics_match_plain_hooks_and_are_shared(tiny_llama):
     assert len(seen[0].linears) == 7 and len(seen[0].scale_groups) == 3
 
 
-def test_next_block_sees_the_modified_block(tiny_llama):
-    model = _llama(tiny_llama)
-    batches = _batches(model.config.vocab_size)
+def test_next_block_sees_the_modified_block(llama_model, llama_batches):
+    model, batches = llama_model, llama_batches
     layer1 = model.model.layers[1]
     # with block 0's output projections zeroed, block 0 is the identity (residuals only), so
     # block 1's q_proj reads input_layernorm_1(embeddings)

@@ -206,3 +206,25 @@ def nlpress_command():
 @pytest.fixture()
 def subprocess_env():
     return _subprocess_env()
+
+
+@pytest.fixture()
+def rejects_lm_compress(tmp_path, tiny_llama128, lm_corpus, cli):
+    """``rejects_lm_compress(extra, word)``: compress of the tiny Llama with ``extra`` arguments
+    fails with exit 2, one ``error:`` line containing ``word``, and leaves nothing behind.
+    ``{empty}`` and ``{short}`` in ``extra`` name an empty and a one-line text file."""
+    empty, short = tmp_path / "empty.txt", tmp_path / "short.txt"
+    empty.write_text("\n \n")
+    short.write_text("the cat sat on the mat\n")
+    out = tmp_path / "out"
+
+    def check(extra: list[str], word: str) -> None:
+        extra = [e.format(empty=empty, short=short) for e in extra]
+        args = ["compress", "--model", tiny_llama128, "--data", lm_corpus, *extra, "--out", out]
+        r = cli(*args, *FAST)
+        assert r.rc == 2, r.err
+        lines = [ln for ln in r.err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and word in lines[0], r.err
+        assert not out.exists() and not _leftovers(out)
+
+    return check

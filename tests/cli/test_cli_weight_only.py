@@ -64,19 +64,8 @@ def test_calibrated_int4_artifact_loads_and_generates(
     ],
     ids=["calib-empty", "calib-too-small", "group", "bits", "no-linears", "calib-unused"],
 )
-def test_bad_weight_only_input_writes_nothing(
-    extra, word, tmp_path, tiny_llama128, lm_corpus, cli, fast, leftovers
-):
-    empty, short = tmp_path / "empty.txt", tmp_path / "short.txt"
-    empty.write_text("\n \n")
-    short.write_text("the cat sat on the mat\n")
-    out = tmp_path / "out"
-    extra = [e.format(empty=empty, short=short) for e in extra]
-    r = cli("compress", "--model", tiny_llama128, "--data", lm_corpus, *extra, "--out", out, *fast)
-    assert r.rc == 2, r.err
-    lines = [ln for ln in r.err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and word in lines[0], r.err
-    assert not out.exists() and not leftovers(out)
+def test_bad_weight_only_input_writes_nothing(extra, word, rejects_lm_compress):
+    rejects_lm_compress(extra, word)
 
 
 def test_generate_needs_a_causal_lm(tiny_bert):

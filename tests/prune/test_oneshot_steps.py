@@ -11,40 +11,12 @@ from nlpress.prune.oneshot_steps import prune_oneshot
 from nlpress.recipe import PruneSparseGPTConfig, PruneWandaConfig
 
 
-def _llama(path):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-
-
-def _batches(vocab: int, n=2, t=12):
-    g = torch.Generator().manual_seed(0)
-    return [
-        {
-            "input_ids": (ids := torch.randint(5, vocab, (2, t), generator=g)),
-            "attention_mask": torch.ones_like(ids),
-        }
-        for _ in range(n)
-    ]
-
-
-def _inputs_of(model, module, batches):
-    rows = []
-    h = module.register_forward_hook(
-        lambda _m, a, _o: rows.append(a[0].reshape(-1, a[0].shape[-1]))
-    )
-    with torch.no_grad():
-        for b in batches:
-            model(**b, use_cache=False)
-    h.remove()
-    return torch.cat(rows)  # (rows, in)
-
-
-def test_wanda_prunes_every_block_linear_per_row_from_calibration_inputs(tiny_llama):
-    model = _llama(tiny_llama)
-    batches = _batches(model.config.vocab_size)
+def test_wanda_prunes_every_block_linear_per_row_from_calibration_inputs(
+    llama_model, llama_batches, inputs_of
+):
+    model, batches = llama_model, llama_batches
     up = model.model.layers[0].mlp.up_proj
-    x, w0 = _inputs_of(model, up, batches), up.weight.detach().clone()  # block 0: unpruned inputs
+    x, w0 = inputs_of(model, up, batches), up.weight.detach().clone()  # block 0: unpruned inputs
     masks, summary = prune_oneshot(model, PruneWandaConfig(sparsity=0.5), batches, progress=False)
     assert len(masks) == 14 and summary["info"]["layers"] == 14
     assert summary["info"]["sparsity"] == 0.5 and summary["info"]["method"] == "wanda"
@@ -58,11 +30,12 @@ def test_wanda_prunes_every_block_linear_per_row_from_calibration_inputs(tiny_ll
     )
 
 
-def test_sparsegpt_24_reconstructs_block0_like_the_pure_function(tiny_llama):
-    model = _llama(tiny_llama)
-    batches = _batches(model.config.vocab_size)
+def test_sparsegpt_24_reconstructs_block0_like_the_pure_function(
+    llama_model, llama_batches, inputs_of
+):
+    model, batches = llama_model, llama_batches
     q = model.model.layers[0].self_attn.q_proj
-    x, w0 = _inputs_of(model, q, batches), q.weight.detach().clone()
+    x, w0 = inputs_of(model, q, batches), q.weight.detach().clone()
     cfg = PruneSparseGPTConfig(n=2, m=4, ignore=["re:.*down_proj"])
     masks, summary = prune_oneshot(model, cfg, batches, progress=False)
     assert len(masks) == 12 and summary["info"]["method"] == "sparsegpt 2:4"
@@ -75,24 +48,21 @@ def test_sparsegpt_24_reconstructs_block0_like_the_pure_function(tiny_llama):
     assert not torch.equal(q.weight.detach(), w0 * masks["model.layers.0.self_attn.q_proj.weight"])
 
 
-def test_sparsegpt_falls_back_to_wanda_on_singular_hessian(tiny_llama, monkeypatch):
+def test_sparsegpt_falls_back_to_wanda_on_singular_hessian(llama_model, llama_batches, monkeypatch):
     import nlpress.quantize.gptq as gptq
 
     def fail(h, percdamp):
         raise gptq.GPTQError("not positive definite")
 
     monkeypatch.setattr(gptq, "inverse_hessian_chol", fail)
-    model = _llama(tiny_llama)
-    masks, summary = prune_oneshot(
-        model, PruneSparseGPTConfig(sparsity=0.25), _batches(model.config.vocab_size), False
-    )
+    model = llama_model
+    masks, summary = prune_oneshot(model, PruneSparseGPTConfig(sparsity=0.25), llama_batches, False)
     assert len(summary["info"]["wanda_fallback_layers"]) == 14
     assert all(((~m).sum(1) == m.shape[1] // 4).all() for m in masks.values())
 
 
-def test_bad_configs_name_the_problem(tiny_llama):
-    model = _llama(tiny_llama)
-    batches = _batches(model.config.vocab_size)
+def test_bad_configs_name_the_problem(llama_model, llama_batches):
+    model, batches = llama_model, llama_batches
     with pytest.raises(NlpressError, match="no linear layer"):
         prune_oneshot(model, PruneWandaConfig(ignore=["re:.*"]), batches, False)
     with pytest.raises(NlpressError, match="not divisible by m=5"):

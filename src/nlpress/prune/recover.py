@@ -61,14 +61,8 @@ def check_training_steps(steps: tuple, data: Any, task: str) -> None:
 def _train_config(cfg: TrainStep):
     from nlpress.train.loop import TrainConfig
 
-    return TrainConfig(
-        epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        max_length=cfg.max_length,
-        freeze_embeddings=cfg.freeze_embeddings,
-        seed=cfg.seed,
+    return TrainConfig.from_fields(
+        cfg,
         checkpoint_every=10**9,  # no checkpoint folder: the artifact is written atomically
         cpu=True,  # the pipeline's models, baseline and result, live on the CPU
     )

@@ -83,15 +83,9 @@ def save_sparse(model: nn.Module, folder: Path) -> dict:
 
 def read_sparse(path: Path) -> dict[str, torch.Tensor]:
     """The dense state dict stored in a bitmask weights file."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from nlpress.models.weights_file import read_tagged
 
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != FORMAT:
-        raise NlpressError(f"{path} is not an nlpress bitmask weights file")
-    raw = load_file(str(path))
-    sparse = json.loads(meta["sparse"])
+    sparse, raw = read_tagged(path, FORMAT, "bitmask", "sparse")
     out = {k: v for k, v in raw.items() if "::" not in k}
     for name, shape in sparse.items():
         out[name] = decode(raw[f"{name}::mask"], raw[f"{name}::values"], shape)
@@ -102,17 +96,11 @@ def load_sparse(folder: Path, auto_cls) -> nn.Module:
     """Rebuild the model from its config (narrowing head-pruned BERT attention) and load it."""
     from transformers import AutoConfig
 
+    from nlpress.models.weights_file import load_float_part
     from nlpress.prune.adapters import narrow_attention
 
     state = read_sparse(Path(folder) / WEIGHTS)
     model = auto_cls.from_config(AutoConfig.from_pretrained(folder))
     narrow_attention(model)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    buffers = {n for n, _ in model.named_buffers()}
-    missing = [k for k in missing if k not in buffers]
-    if missing or unexpected:
-        raise NlpressError(
-            f"{folder}/{WEIGHTS} does not match its config (missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}); rebuild the artifact"
-        )
+    load_float_part(model, state, (), Path(folder) / WEIGHTS)
     return model.eval()

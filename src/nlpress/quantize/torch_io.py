@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-from nlpress.errors import NlpressError
+from nlpress.models.weights_file import float_state, load_float_part, read_tagged
 
 WEIGHTS = "model.safetensors"
 FORMAT = "nlpress-dynamic-int8"
@@ -40,9 +40,7 @@ def save_dynamic_int8(model: torch.nn.Module, folder: Path) -> None:
             if bias is not None:
                 tensors[f"{name}.bias"] = bias.detach().contiguous()
             quantized.append(name)
-    for name, t in model.state_dict().items():  # persistent float state only
-        if isinstance(t, torch.Tensor) and not any(name.startswith(q + ".") for q in quantized):
-            tensors[name] = t.detach().clone().contiguous()  # clone: tied weights share memory
+    tensors.update(float_state(model, skip=quantized))
     save_file(
         tensors,
         str(folder / WEIGHTS),
@@ -59,27 +57,15 @@ def _qweight(t: dict[str, torch.Tensor], name: str) -> torch.Tensor:
 
 
 def load_dynamic_int8(folder: Path, auto_cls) -> torch.nn.Module:
-    from safetensors import safe_open
     from transformers import AutoConfig
 
-    path = folder / WEIGHTS
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != FORMAT:
-        raise NlpressError(f"{path} is not an nlpress dynamic-int8 weights file")
-    quantized = json.loads(meta["quantized"])
-    tensors = load_file(str(path))
     from nlpress.prune.adapters import narrow_attention
 
+    path = folder / WEIGHTS
+    quantized, tensors = read_tagged(path, FORMAT, "dynamic-int8", "quantized")
     model = auto_cls.from_config(AutoConfig.from_pretrained(folder)).eval()
     narrow_attention(model)  # a head-pruned BERT (no-op otherwise)
-    rest = {k: v for k, v in tensors.items() if not any(k.startswith(q + ".") for q in quantized)}
-    missing, unexpected = model.load_state_dict(rest, strict=False)  # float parts first
-    missing = [k for k in missing if not any(k.startswith(q + ".") for q in quantized)]
-    if missing or unexpected:
-        raise NlpressError(
-            f"{path} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
+    load_float_part(model, tensors, quantized, path)  # float parts first
     for name in quantized:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

@@ -31,7 +31,6 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from nlpress.errors import NlpressError
 from nlpress.quantize.primitives import pack_int4, unpack_int4
 
 log = logging.getLogger(__name__)
@@ -112,6 +111,8 @@ def save_weight_only(model: nn.Module, quantized: dict[str, QuantizedWeight], fo
     """safetensors with packed codes for ``quantized`` layers and the float state for the rest."""
     from safetensors.torch import save_file
 
+    from nlpress.models.weights_file import float_state
+
     tensors: dict[str, Tensor] = {}
     layers = {}
     for name, qw in quantized.items():
@@ -123,14 +124,7 @@ def save_weight_only(model: nn.Module, quantized: dict[str, QuantizedWeight], fo
         if bias is not None:
             tensors[f"{name}.bias"] = bias.detach().float().contiguous()
         layers[name] = {"bits": qw.bits, "group_size": qw.group_size, "shape": list(qw.codes.shape)}
-    seen: set[int] = set()
-    for key, t in model.state_dict().items():
-        if any(key.startswith(q + ".") for q in quantized):
-            continue
-        if t.data_ptr() in seen:  # tied weights (embeddings = lm_head): stored once
-            continue
-        seen.add(t.data_ptr())
-        tensors[key] = t.detach().contiguous()
+    tensors.update(float_state(model, skip=quantized))
     meta = {"format": FORMAT, "layers": json.dumps(layers)}
     save_file(tensors, str(folder / WEIGHTS), metadata=meta)
     model.config.save_pretrained(folder)
@@ -138,30 +132,14 @@ def save_weight_only(model: nn.Module, quantized: dict[str, QuantizedWeight], fo
 
 def load_weight_only(folder: Path, auto_cls) -> nn.Module:
     """Rebuild the model from ``folder`` with :class:`WeightOnlyLinear` layers."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
     from transformers import AutoConfig
 
+    from nlpress.models.weights_file import load_float_part, read_tagged
+
     path = folder / WEIGHTS
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != FORMAT:
-        raise NlpressError(f"{path} is not an nlpress weight-only weights file")
-    layers = json.loads(meta["layers"])
-    tensors = load_file(str(path))
-    config = AutoConfig.from_pretrained(folder)
-    model = auto_cls.from_config(config, dtype=torch.float32)
-    rest = {k: v for k, v in tensors.items() if not any(k.startswith(q + ".") for q in layers)}
-    missing, unexpected = model.load_state_dict(rest, strict=False)
-    missing = [k for k in missing if not any(k.startswith(q + ".") for q in layers)]
-    if getattr(config, "tie_word_embeddings", False):
-        missing = [k for k in missing if k != "lm_head.weight"]
-        model.tie_weights()
-    if missing or unexpected:
-        raise NlpressError(
-            f"{path} does not match its config (missing {missing[:3]}, unexpected "
-            f"{unexpected[:3]}); re-create the artifact"
-        )
+    layers, tensors = read_tagged(path, FORMAT, "weight-only", "layers")
+    model = auto_cls.from_config(AutoConfig.from_pretrained(folder), dtype=torch.float32)
+    load_float_part(model, tensors, layers, path)
     for name, info in layers.items():
         out, k = info["shape"]
         raw = tensors[f"{name}.qweight"]

@@ -73,21 +73,7 @@ def _train_config(a):
     from nlpress.train.loop import TrainConfig
 
     try:
-        return TrainConfig(
-            epochs=a.epochs,
-            batch_size=a.batch_size,
-            lr=a.lr,
-            max_steps=a.max_steps,
-            grad_accum=a.grad_accum,
-            mixed_precision=a.mixed_precision,
-            seed=a.seed,
-            eval_every=a.eval_every,
-            patience=a.patience,
-            checkpoint_every=a.checkpoint_every,
-            cpu=a.cpu,
-            max_length=a.max_length,
-            freeze_embeddings=a.freeze_embeddings,
-        )
+        return TrainConfig.from_fields(a)
     except ValidationError as e:
         err = e.errors()[0]
         raise NlpressError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from e

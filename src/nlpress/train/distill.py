@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +24,7 @@ from torch import nn
 
 from nlpress.errors import NlpressError
 from nlpress.train import losses as L
-from nlpress.train.loop import TrainConfig, TrainResult, TrainTask
+from nlpress.train.loop import TrainConfig, TrainTask
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +162,8 @@ def distill(
     from nlpress.artifact import check_target
     from nlpress.models.loader import detect_task, load_model, read_config, resolve_model_path
     from nlpress.train.data import heldout_split, read_training_data, take
-    from nlpress.train.finetune import _ckpt_dir, drop_checkpoints
     from nlpress.train.loop import train as run
+    from nlpress.train.output import checkpoint_dir, finish
 
     cfg, tcfg = config or DistillConfig(), train or TrainConfig()
     out = Path(out).absolute()
@@ -184,11 +183,10 @@ def distill(
     if task == "text-classification" and d.labels is not None:
         _check_labels(d, t_lm)
     spec = _train_task(t_lm, s_model, pairs, cfg, tcfg, train_d, held)
-    trained, result = run(spec, tcfg, _ckpt_dir(out), resume=resume, progress=progress)
+    trained, result = run(spec, tcfg, checkpoint_dir(out), resume=resume, progress=progress)
     if not result.is_main:
         return None
-    metrics = {
-        "kind": "distill",
+    head = {
         "model": str(teacher),
         "task": task,
         "student": str(student) if student else {"teacher_layers": kept},
@@ -199,12 +197,8 @@ def distill(
         "train_config": tcfg.model_dump(),
     }
     compare = (t_path, held if len(held) else train_d.head(256), bench_rounds, progress)
-    art = write_artifact(
-        out, force, trained.student, t_lm.tokenizer, task, t_path, metrics, result, "distill",
-        compare,
-    )  # fmt: skip
-    drop_checkpoints(out)
-    return art
+    model = (trained.student, t_lm.tokenizer, task, t_path)
+    return finish("distill", out, force, model, head, result, compare)
 
 
 def _train_task(t_lm, s_model, pairs, cfg: DistillConfig, tcfg: TrainConfig, train_d, held):
@@ -281,38 +275,6 @@ def _heldout_eval(task, held, t_model, tok, tcfg: TrainConfig, pooling: str):
     if task == "sentence-embedding":
         return evaluate, "cosine"
     return evaluate, "accuracy" if held.labels is not None else "agreement"
-
-
-def write_artifact(
-    out, force, model, tok, task, source, metrics, result: TrainResult, recipe, compare=None
-):
-    """Save the trained model as an artifact; with ``compare``, measure it against the teacher."""
-    from nlpress.artifact import atomic_artifact, write_json
-    from nlpress.bench.env import environment
-    from nlpress.pipeline import Artifact
-    from nlpress.train.output import save_model_folder, write_report
-
-    model.eval()
-    metrics.update(
-        steps=result.steps,
-        train_seconds=result.seconds,
-        num_processes=result.num_processes,
-        stopped_early=result.stopped_early,
-        best=result.best,
-        history=result.history,
-        evals=result.evals,
-    )
-    with atomic_artifact(out, force) as tmp:
-        save_model_folder(tmp, model, tok, task, Path(source), recipe)
-        if compare is not None:
-            t0 = time.perf_counter()
-            metrics["comparison"] = compare_to_teacher(tmp, *compare)
-            metrics["compare_seconds"] = round(time.perf_counter() - t0, 1)
-        env = environment()
-        write_json(tmp / "env.json", env)
-        write_json(tmp / "metrics.json", {**metrics, "env": env})
-        write_report(tmp, metrics)
-    return Artifact(out, metrics)
 
 
 def compare_to_teacher(

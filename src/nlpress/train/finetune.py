@@ -103,6 +103,7 @@ def finetune(
     from nlpress.models.loader import resolve_model_path
     from nlpress.train.data import heldout_split, read_training_data
     from nlpress.train.loop import train as run
+    from nlpress.train.output import checkpoint_dir, finish
 
     if task != "text-classification":
         raise NlpressError(f"finetune supports --task text-classification, not {task!r}")
@@ -129,37 +130,20 @@ def finetune(
     task_spec = TrainTask(
         ClassifierLoss(clf), len(split.train), make_batch, evaluate, "accuracy", True
     )
-    trained, result = run(task_spec, cfg, _ckpt_dir(out), resume=resume, progress=progress)
+    trained, result = run(task_spec, cfg, checkpoint_dir(out), resume=resume, progress=progress)
     if not result.is_main:
         return None
-    from nlpress.train.distill import write_artifact
-
-    metrics = {
-        "kind": "finetune",
+    head = {
         "model": str(model),
         "task": task,
         "data": {"source": str(data), "rows": len(d), "split": split.info},
         "heldout_metric": "accuracy",
         "train_config": cfg.model_dump(),
     }
-    art = write_artifact(out, force, trained.model, tok, task, path, metrics, result, "finetune")
-    drop_checkpoints(out)
-    return art
+    return finish("finetune", out, force, (trained.model, tok, task, path), head, result)
 
 
 def _subset_view(d, rows: list[int]):
     from nlpress.train.data import take
 
     return take(d, rows)
-
-
-def drop_checkpoints(out: Path) -> None:
-    """The artifact is written: its resumable checkpoints (optimizer state included) can go."""
-    import shutil
-
-    shutil.rmtree(_ckpt_dir(out), ignore_errors=True)
-
-
-def _ckpt_dir(out: Path) -> Path:
-    """Checkpoints live beside the artifact, so a resumed run finds them from the same --out."""
-    return out.parent / f"{out.name}.checkpoints"

@@ -61,6 +61,16 @@ class TrainConfig(BaseModel):
     # gradients; freezing it saves most optimizer time on a CPU at little cost in accuracy
     freeze_embeddings: bool = False
 
+    @classmethod
+    def from_fields(cls, source: Any, **overrides: Any) -> TrainConfig:
+        """The settings that ``source`` (argparse namespace, recipe step) carries, plus overrides.
+
+        One reader for every front end, so an option added here reaches the CLI and the recipe
+        steps by name instead of through hand-copied field lists.
+        """
+        values = {k: getattr(source, k) for k in cls.model_fields if hasattr(source, k)}
+        return cls(**{**values, **overrides})
+
 
 @dataclass
 class TrainTask:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,52 @@ from nlpress.artifact import FORMAT_VERSION, META, write_json
 log = logging.getLogger(__name__)
 
 ST_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """Checkpoints live beside the artifact, so a resumed run finds them from the same --out."""
+    return out.parent / f"{out.name}.checkpoints"
+
+
+def finish(kind: str, out: Path, force: bool, model: tuple, head: dict, result, compare=None):
+    """The shared end of ``finetune`` and ``distill``: write the artifact, drop the checkpoints.
+
+    ``model`` is ``(module, tokenizer, task, source folder)``; ``head`` the run's own metrics
+    (model, task, data, configs); ``compare`` the arguments of
+    :func:`nlpress.train.distill.compare_to_teacher` (quality and speed against the teacher).
+    """
+    from nlpress.artifact import atomic_artifact
+    from nlpress.bench.env import environment
+    from nlpress.pipeline import Artifact
+
+    module, tokenizer, task, source = model
+    module.eval()
+    metrics = {
+        "kind": kind,
+        **head,
+        "steps": result.steps,
+        "train_seconds": result.seconds,
+        "num_processes": result.num_processes,
+        "stopped_early": result.stopped_early,
+        "best": result.best,
+        "history": result.history,
+        "evals": result.evals,
+    }
+    with atomic_artifact(out, force) as tmp:
+        save_model_folder(tmp, module, tokenizer, task, Path(source), kind)
+        if compare is not None:
+            from nlpress.train.distill import compare_to_teacher
+
+            t0 = time.perf_counter()
+            metrics["comparison"] = compare_to_teacher(tmp, *compare)
+            metrics["compare_seconds"] = round(time.perf_counter() - t0, 1)
+        env = environment()
+        write_json(tmp / "env.json", env)
+        write_json(tmp / "metrics.json", {**metrics, "env": env})
+        write_report(tmp, metrics)
+    # the artifact is written: its resumable checkpoints (optimizer state included) can go
+    shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
+    return Artifact(out, metrics)
 
 
 def save_model_folder(tmp: Path, model, tokenizer, task: str, source: Path, recipe: str) -> dict:

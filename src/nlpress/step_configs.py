@@ -1,0 +1,311 @@
+"""The typed config of every recipe step: one strict pydantic class per step name.
+
+``STEP_CONFIGS`` maps each step name to its class (the only dispatch table). Every class
+forbids unknown keys and bounds its values, so a typo or an out-of-range value is an error that
+names the step and the key before any model is loaded. Each default says why it is the default.
+Recipes (ordering, YAML, built-ins, ``--set``) are in :mod:`nlpress.recipe`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+
+class StepConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExportOnnxConfig(StepConfig):
+    opset: int = Field(17, ge=14, le=21)  # 17 has LayerNormalization; ORT's fusions know it well
+    # TorchScript exporter through a named-input wrapper: matched PyTorch exactly and ran faster
+    # under ONNX Runtime than the dynamo exporter on MiniLM (DESIGN.md).
+    exporter: Literal["torchscript", "dynamo"] = "torchscript"
+    # eager attention exports as plain MatMul/Softmax, which ORT's optimizer fuses into Attention;
+    # SDPA exports in a shape it does not recognise.
+    attn_implementation: Literal["eager", "sdpa"] = "eager"
+    validate_export: bool = True
+    atol: float = Field(1e-4, gt=0, le=1.0)  # max |ORT - PyTorch| allowed on the validation batch
+
+
+class OrtOptimizeConfig(StepConfig):
+    # session: ONNX Runtime's own graph optimizer, run once at build time at the portable
+    #   "extended" level (LayerNorm/SkipLayerNorm/GELU/MatMul+scale fusions, int8 MatMul+dequantize
+    #   fusions) and saved, so the artifact loads already fused. Measured fastest on CPU (README).
+    # transformers: onnxruntime.transformers' optimizer, which also fuses each attention block
+    #   into one Attention op. On this CPU it measured 5-25% slower than session mode, fp32 and
+    #   int8 alike; it is there for GPUs and for comparison. It must run before quantization.
+    mode: Literal["session", "transformers"] = "session"
+    level: Literal["basic", "extended"] = "extended"  # "all" would bake in this CPU's layouts
+    opt_level: Literal[0, 1] = 0  # transformers mode: 0 = its fusions only
+
+
+class QuantizeDynamicInt8Config(StepConfig):
+    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
+    per_channel: bool = True  # one scale per output channel: much lower error for ~free
+    weight_type: Literal["int8", "uint8"] = "int8"
+    reduce_range: bool = False  # 7-bit weights: only for CPUs without VNNI that saturate
+    # The word-embedding table is half of a MiniLM's bytes; quantizing it (per row) is what gets
+    # the artifact to a quarter of fp32.
+    quantize_embeddings: bool = True
+    ignore: list[str] = Field(default_factory=list)  # node/module names or "re:" patterns
+    # Mixed precision (nlpress.quantize.mixed): None quantizes every selected layer; a value keeps
+    # the most fidelity-sensitive layers in fp32 until the measured fidelity on held-out texts
+    # (mean cosine for embeddings, top-1 agreement for classifiers and LMs) reaches it.
+    min_fidelity: float | None = Field(None, gt=0.0, le=1.0)
+    # texts each per-layer sensitivity run sees: 2 x (layers + 1) quantized models are measured
+    # on them, so few enough to take minutes on MiniLM; the ranking only has to order layers
+    # whose effects differ several-fold, and the search re-measures on held-out texts anyway
+    sensitivity_samples: int = Field(64, ge=4, le=10_000)
+    # held-out texts (disjoint from the sensitivity ones) that the search's fidelity is measured on
+    holdout_samples: int = Field(256, ge=4, le=100_000)
+    # auto: rank by both "quantized alone" and "kept fp32 alone", search both, keep the smaller set
+    ranking: Literal["auto", "quantize-one", "keep-one"] = "auto"
+
+
+class QuantizeStaticInt8Config(StepConfig):
+    # minmax: the observed range, no outlier clipping; entropy (KL, TensorRT-style) and percentile
+    # clip activation outliers from histograms, trading a little range for resolution.
+    method: Literal["minmax", "percentile", "entropy"] = "minmax"
+    # percentile method only: the share of |activation| values kept inside the range. ORT's own
+    # default; at 99.99 and below MiniLM's few large activations get clipped hard.
+    percentile: float = Field(99.999, gt=90.0, le=100.0)
+    # calibration texts used: enough for stable ranges on a sentence encoder, about a minute of
+    # calibration for MiniLM on 2 cores. Fewer than 8 give ranges that depend on the batch.
+    num_samples: int = Field(256, ge=8, le=100_000)
+    per_channel: bool = True  # one weight scale per output channel: much lower error for ~free
+    # uint8 activations with int8 weights (U8S8) is what ORT's docs recommend for x86 CPUs, with
+    # or without VNNI: MLAS's fast x86 int8 GEMM kernels take unsigned activations.
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    reduce_range: bool = False  # 7-bit weights: only for CPUs without VNNI that saturate
+    # Kept in float for fidelity: LayerNorm (its statistics amplify rounding error), the
+    # embedding lookup (large table of small values) and the attention-mask Where. Softmax and
+    # GELU are never quantized by ORT's QDQ quantizer; the linear layers and attention MatMuls
+    # are what carry the time.
+    exclude_op_types: list[str] = Field(
+        default_factory=lambda: ["LayerNormalization", "Gather", "GatherElements", "Where"]
+    )
+    # The FFN down-projection reads GELU outputs, whose long tail a per-tensor uint8 range cannot
+    # hold: on all-MiniLM-L6-v2 quantizing it dropped mean cosine to fp32 from 0.991 to 0.944.
+    float_after_gelu: bool = True
+    ignore: list[str] = Field(default_factory=list)  # node names or "re:" patterns
+    # Mixed precision (nlpress.quantize.mixed): None quantizes every selected layer; a value keeps
+    # the most fidelity-sensitive layers in fp32 until the measured fidelity on held-out texts
+    # (mean cosine for embeddings, top-1 agreement for classifiers and LMs) reaches it.
+    min_fidelity: float | None = Field(None, gt=0.0, le=1.0)
+    # texts each per-layer sensitivity run sees: 2 x (layers + 1) quantized models are measured
+    # on them, so few enough to take minutes on MiniLM; the ranking only has to order layers
+    # whose effects differ several-fold, and the search re-measures on held-out texts anyway
+    sensitivity_samples: int = Field(64, ge=4, le=10_000)
+    # held-out texts (disjoint from the sensitivity ones) that the search's fidelity is measured on
+    holdout_samples: int = Field(256, ge=4, le=100_000)
+    # auto: rank by both "quantized alone" and "kept fp32 alone", search both, keep the smaller set
+    ranking: Literal["auto", "quantize-one", "keep-one"] = "auto"
+
+
+class CastConfig(StepConfig):
+    # bf16 runs on CPUs with AVX-512 BF16 or AMX (oneDNN kernels; about 2x fp32 GEMM speed on
+    # this project's CPU); fp16 is for GPUs only, where it is the native fast path.
+    dtype: Literal["bf16", "fp16"] = "bf16"
+
+
+class QuantizeWeightOnlyConfig(StepConfig):
+    """Weight-only int8/int4 of the blocks' linears (nlpress.quantize.weight_only)."""
+
+    # rtn: round-to-nearest, no data; gptq (Frantar et al. 2022) and awq (Lin et al. 2023):
+    # calibrated block by block on --calib (or the evaluation text)
+    method: Literal["rtn", "gptq", "awq"] = "rtn"
+    bits: Literal[4, 8] = 4  # the widths with a storage layout and a measured runtime path
+    # 128: the group size of the GPTQ/AWQ papers and of most int4 checkpoints; None (null) for one
+    # scale per output channel. It must divide every layer's input size (SmolLM2's 576 takes 64).
+    group_size: int | None = Field(128, ge=8, le=8192)
+    # min-max with a zero point: int4 codes are too few to waste one on symmetry (GPTQ's default)
+    symmetric: bool = False
+    num_samples: int = Field(128, ge=1, le=4096)  # GPTQ's 128 calibration windows
+    seq_len: int = Field(512, ge=8, le=8192)  # tokens per causal-LM calibration window
+    percdamp: float = Field(0.01, gt=0.0, le=1.0)  # GPTQ: damping, fraction of mean diag(H)
+    block_size: int = Field(128, ge=1, le=4096)  # GPTQ's lazy-batch width; the result is the same
+    act_order: bool = False  # GPTQ: columns by decreasing H_jj (with static groups)
+    awq_grid: int = Field(20, ge=1, le=100)  # AWQ: alphas 0, 1/grid, ... as in the reference code
+    targets: list[str] | None = None  # None: every nn.Linear inside the blocks
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
+
+
+class SmoothQuantConfig(StepConfig):
+    """SmoothQuant (Xiao et al. 2022): activation outliers folded into weights, before int8."""
+
+    alpha: float = Field(0.5, ge=0.0, le=1.0)  # the paper's default migration strength
+    num_samples: int = Field(64, ge=1, le=4096)  # per-channel maxima settle after a few dozen
+    seq_len: int = Field(512, ge=8, le=8192)  # tokens per causal-LM calibration window
+
+
+# Pruning targets by default: the linear layers inside the transformer blocks (BERT
+# "encoder.layer.N...", Llama "model.layers.N..."); embeddings, poolers and task heads are few
+# weights that every output depends on.
+BLOCK_LINEARS = [r"re:(.*\.)?(layer|layers)\.\d+\..*"]
+
+
+class PruneMagnitudeConfig(StepConfig):
+    sparsity: float = Field(0.5, ge=0.0, lt=1.0)  # share of the targeted weights set to zero
+    norm: Literal["l1", "l2"] = "l1"  # |w| or w^2: same ranking, both offered for parity
+    # layer: every targeted layer loses the same share (no layer is emptied); global: one
+    # threshold across layers, which prunes layers with small weights harder; row: every output
+    # neuron loses the same share (Wanda's comparison group).
+    scope: Literal["layer", "global", "row"] = "layer"
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
+    # sparse: bitmask + non-zero values (size falls with sparsity); dense: plain safetensors
+    storage: Literal["sparse", "dense"] = "sparse"
+
+
+class PruneNMConfig(StepConfig):
+    # keep n of every m consecutive weights along the input dimension: 2:4 is the pattern
+    # NVIDIA sparse tensor cores run (m is declared first so n can be checked against it)
+    m: int = Field(4, ge=2)
+    n: int = Field(2, ge=1)
+    norm: Literal["l1", "l2"] = "l1"
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
+    ignore: list[str] = Field(default_factory=list)
+    storage: Literal["sparse", "dense"] = "sparse"
+
+    @field_validator("n")
+    @classmethod
+    def _n_below_m(cls, n: int, info: ValidationInfo) -> int:
+        m = info.data.get("m", 4)
+        if n >= m:
+            raise ValueError(f"N:M needs n < m, got {n}:{m}; e.g. n: 2, m: 4")
+        return n
+
+
+class PruneStructuredConfig(StepConfig):
+    # The issue's default: a third of the heads and half the FFN neurons of every layer; the
+    # same count per layer, because transformers configs hold one head count and one width.
+    head_fraction: float = Field(1 / 3, ge=0.0, le=1.0)  # 1.0 is refused with a clear error
+    ffn_fraction: float = Field(0.5, ge=0.0, lt=1.0)
+    layer_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # whole blocks, ranked by the score
+    drop_layers: list[int] = Field(default_factory=list)  # or name the blocks to drop
+    # magnitude: L2 norm of each unit's weights, no data needed; activation: mean output
+    # magnitude of each unit on calibration texts times its output weights' norm (layers: 1 -
+    # cosine of a block's input and output, ShortGPT's block influence).
+    score: Literal["magnitude", "activation"] = "magnitude"
+    num_samples: int = Field(64, ge=8, le=10_000)  # calibration texts for score: activation
+
+
+class _TrainStepFields(StepConfig):
+    """Training settings shared by the recipe steps that fine-tune (prune-gradual, recover)."""
+
+    # labelled training file; None: the --data file (evaluation then uses the same rows, so pass
+    # a separate training file for honest numbers)
+    data: str | None = None
+    epochs: int = Field(1, ge=1)  # one pass: recovery and gradual pruning on a CPU budget
+    max_steps: int | None = Field(None, ge=1)  # optimizer steps; caps the epochs
+    batch_size: int = Field(32, ge=1)  # BERT fine-tuning's usual batch
+    lr: float = Field(5e-5, gt=0)  # 5e-5: within BERT's recommended 2e-5..5e-5
+    max_length: int = Field(128, ge=8)  # tokens per text: SST-2/STS sentences fit in 128
+    # word embeddings: a third to a half of a small encoder; frozen unless they are pruned
+    freeze_embeddings: bool = False
+    seed: int = 0
+    temperature: float = Field(2.0, gt=0)  # distill: softening as in DistilBERT
+    alpha: float = Field(0.5, ge=0, le=1)  # distill: soft vs hard-label weight (1: no labels)
+
+
+class PruneGradualConfig(_TrainStepFields):
+    """Gradual magnitude pruning during fine-tuning (Zhu & Gupta 2017; nlpress.prune.gradual)."""
+
+    sparsity: float = Field(0.9, ge=0.0, lt=1.0)  # final sparsity s_f, reached exactly
+    initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)  # s_i at the first pruning step
+    # pruning runs from start to end (fractions of the training steps), then the last quarter
+    # trains at the final sparsity so the network recovers (the paper's schedule shape)
+    start: float = Field(0.0, ge=0.0, lt=1.0)
+    end: float = Field(0.75, gt=0.0, le=1.0)
+    frequency: int = Field(10, ge=1)  # dt: steps between mask updates (paper: 100-1000 at scale)
+    method: Literal["finetune", "distill"] = "finetune"  # labels, or the unpruned model's outputs
+    norm: Literal["l1", "l2"] = "l1"
+    scope: Literal["layer", "global"] = "layer"
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
+    ignore: list[str] = Field(default_factory=list)
+    storage: Literal["sparse", "dense"] = "sparse"  # sparse: bitmask, size falls with sparsity
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: float, info: ValidationInfo) -> float:
+        if end <= info.data.get("start", 0.0):
+            raise ValueError(f"end ({end}) must be after start ({info.data.get('start')})")
+        return end
+
+
+class RecoverConfig(_TrainStepFields):
+    """Fine-tuning after pruning: labels, or distillation from the unpruned model."""
+
+    # distill: the unpruned model is the teacher, needs no labels and kept accuracy best in
+    # the papers on pruned BERTs (e.g. Sanh et al. 2020, Lagunas et al. 2021)
+    method: Literal["distill", "finetune"] = "distill"
+
+
+class PruneOneShotConfig(StepConfig):
+    """Shared keys of the calibrated one-shot LLM pruners (nlpress.prune.oneshot)."""
+
+    # share of each targeted layer's weights set to zero; ignored when n and m are given
+    sparsity: float = Field(0.5, ge=0.0, lt=1.0)
+    # N:M instead of unstructured (both or neither): e.g. n: 2, m: 4, NVIDIA's 2:4 pattern
+    n: int | None = Field(None, ge=1)
+    m: int | None = Field(None, ge=2)
+    num_samples: int = Field(128, ge=1, le=4096)  # the papers' 128 calibration windows
+    seq_len: int = Field(512, ge=8, le=8192)  # tokens per window (papers: 2048; 512 fits a CPU)
+    targets: list[str] | None = None  # None: every nn.Linear inside the blocks
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
+    storage: Literal["sparse", "dense"] = "sparse"  # as prune-magnitude
+
+    @model_validator(mode="after")
+    def _nm_pair(self):
+        if (self.n is None) != (self.m is None):
+            raise ValueError("give both n and m for N:M sparsity (e.g. n: 2, m: 4), or neither")
+        if self.n is not None and self.m is not None and self.n >= self.m:
+            raise ValueError(f"N:M needs n < m, got {self.n}:{self.m}; e.g. n: 2, m: 4")
+        return self
+
+
+class PruneWandaConfig(PruneOneShotConfig):
+    """Wanda (Sun et al. 2023): |W| x input-channel norm, per output row; no weight update."""
+
+
+class PruneSparseGPTConfig(PruneOneShotConfig):
+    """SparseGPT (Frantar & Alistarh 2023): OBS mask selection with weight reconstruction."""
+
+    percdamp: float = Field(0.01, gt=0.0, le=1.0)  # the paper's damping, fraction of mean diag(H)
+    block_size: int = Field(128, ge=4, le=4096)  # the paper's mask-selection block (columns)
+
+
+STEP_CONFIGS: dict[str, type[StepConfig]] = {
+    "export-onnx": ExportOnnxConfig,
+    "ort-optimize": OrtOptimizeConfig,
+    "quantize-dynamic-int8": QuantizeDynamicInt8Config,
+    "quantize-static-int8": QuantizeStaticInt8Config,
+    "cast": CastConfig,
+    "quantize-weight-only": QuantizeWeightOnlyConfig,
+    "smoothquant": SmoothQuantConfig,
+    "prune-magnitude": PruneMagnitudeConfig,
+    "prune-nm": PruneNMConfig,
+    "prune-structured": PruneStructuredConfig,
+    "prune-gradual": PruneGradualConfig,
+    "recover": RecoverConfig,
+    "prune-wanda": PruneWandaConfig,
+    "prune-sparsegpt": PruneSparseGPTConfig,
+}
+PRUNE_STEPS = (
+    PruneMagnitudeConfig,
+    PruneNMConfig,
+    PruneStructuredConfig,
+    PruneGradualConfig,
+    PruneWandaConfig,
+    PruneSparseGPTConfig,
+)
+STEP_NAMES = {cls: name for name, cls in STEP_CONFIGS.items()}
