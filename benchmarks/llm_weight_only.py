@@ -35,7 +35,9 @@ METHODS = {  # name: QuantizeWeightOnlyConfig keys (group size added for int4)
     "int8-weight-only": {"bits": 8, "group_size": None, "symmetric": True},
     "int4-rtn": {"method": "rtn"},
     "int4-gptq": {"method": "gptq"},
+    "int4-gptq-act-order": {"method": "gptq", "act_order": True},
     "int4-awq": {"method": "awq"},
+    "int4-awq-no-clip": {"method": "awq", "awq_clip": False},
 }
 
 

@@ -135,6 +135,7 @@ class QuantizeWeightOnlyConfig(StepConfig):
     block_size: int = Field(128, ge=1, le=4096)  # GPTQ's lazy-batch width; the result is the same
     act_order: bool = False  # GPTQ: columns by decreasing H_jj (with static groups)
     awq_grid: int = Field(20, ge=1, le=100)  # AWQ: alphas 0, 1/grid, ... as in the reference code
+    awq_clip: bool = True  # AWQ: the reference code's per-group clipping search after scaling
     targets: list[str] | None = None  # None: every nn.Linear inside the blocks
     ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
 

@@ -4,7 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from nlpress.quantize.awq import awq_scales, awq_search, scaled_output_error, smooth_scales
+from nlpress.quantize.awq import (
+    apply_clip,
+    awq_scales,
+    awq_search,
+    clip_search,
+    scaled_output_error,
+    smooth_scales,
+)
 from nlpress.quantize.primitives import QuantSpec, fake_quantize
 from nlpress.quantize.scale_fold import fold_scales
 
@@ -37,6 +44,39 @@ def test_search_finds_scales_that_protect_outlier_channels():
     res = awq_search(x, ws, x.abs().mean(0), SPEC)
     assert res.alpha > 0
     assert res.error < 0.7 * res.rtn_error
+
+
+def _group_errors(x, w, wq, g):
+    """Mean squared error of each (output row, group)'s part of the output: (out, groups)."""
+    xg, a, b = x.reshape(len(x), -1, g), w.reshape(len(w), -1, g), wq.reshape(len(w), -1, g)
+    return (
+        (torch.einsum("ngk,cgk->cng", xg, a) - torch.einsum("ngk,cgk->cng", xg, b)).square().mean(1)
+    )
+
+
+def test_clip_search_against_a_plain_loop_and_never_worse_than_no_clipping():
+    g = torch.Generator().manual_seed(2)
+    x, w = torch.randn(96, 32, generator=g), torch.randn(6, 32, generator=g)
+    w[0, 3], w[4, 20] = 9.0, -7.0  # one outlier weight per group: clipping it can pay
+    bound = clip_search(w, x, SPEC, grid=10, max_shrink=0.5)
+    assert bound.shape == (6, 2)
+    org = w.abs().reshape(6, 2, 16).amax(-1)
+    for r in range(6):  # plain reference: try every shrink for every (row, group)
+        for k in range(2):
+            cols = slice(16 * k, 16 * k + 16)
+            errs = []
+            for i in range(5):
+                b = float(org[r, k]) * (1 - i / 10)
+                q = fake_quantize(w[r : r + 1].clamp(-b, b), SPEC)[0, cols]
+                errs.append(float((x[:, cols] @ (w[r, cols] - q)).square().mean()))
+            best = min(range(5), key=errs.__getitem__)
+            assert float(bound[r, k]) == pytest.approx(float(org[r, k]) * (1 - best / 10))
+    clipped = w.clone()
+    apply_clip(clipped, bound)
+    assert (clipped.abs().reshape(6, 2, 16).amax(-1) <= bound + 1e-6).all()
+    before = _group_errors(x, w, fake_quantize(w, SPEC), 16)
+    after = _group_errors(x, w, fake_quantize(clipped, SPEC), 16)
+    assert (after <= before + 1e-6).all() and (after < before - 1e-4).any()
 
 
 def test_smoothquant_scales_formula():

@@ -19,6 +19,7 @@ tokens from the calibration text (seeded), one sample per batch row.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 CALIB_BATCH = 8  # calibration rows per forward: 8 x 512 tokens keeps activations ~50 MB
 AWQ_ROWS = 512  # input rows AWQ's alpha search runs on, per scale group
+# AWQ does not clip the query/key projections: their error meets in q.k, not in their outputs
+CLIP_SKIP = re.compile(r"(^|\.)(q_proj|k_proj|query|key)$")
 
 
 def weight_spec(bits: int, group_size: int | None, symmetric: bool) -> QuantSpec:
@@ -186,12 +189,12 @@ def _gptq_block(ctx, spec: QuantSpec, cfg, stored: dict, fallbacks: list) -> dic
 
 
 def _awq_block(ctx, spec: QuantSpec, cfg, stored: dict) -> dict:
-    """Search and fold AWQ scales for each scale group, then round every selected linear."""
-    from nlpress.quantize.awq import awq_search
+    """Search and fold AWQ scales for each scale group, clip, then round every selected linear."""
+    from nlpress.quantize.awq import CLIP_ROWS, apply_clip, awq_search, clip_search
     from nlpress.quantize.scale_fold import fold_scales
 
     by_module = {id(m): n for n, m in ctx.linears.items()}
-    alphas = []
+    alphas, folded = [], {}
     for producer, consumers, _, _ in ctx.scale_groups:
         names = [by_module.get(id(c)) for c in consumers]
         if any(n is None for n in names):
@@ -200,9 +203,16 @@ def _awq_block(ctx, spec: QuantSpec, cfg, stored: dict) -> dict:
         x = st.samples[:: max(1, st.samples.shape[0] // AWQ_ROWS)][:AWQ_ROWS]  # (rows, in)
         res = awq_search(x, [c.weight for c in consumers], st.abs_mean, spec, cfg.awq_grid)
         fold_scales(producer, consumers, res.scales)
+        folded.update(dict.fromkeys(names, res.scales))  # their inputs are now x / s
         alphas.append(res.alpha)
     with torch.no_grad():
         for name, lin in ctx.linears.items():
+            if cfg.awq_clip and not CLIP_SKIP.search(name):
+                x = ctx.stats[name].samples
+                x = x[:: max(1, x.shape[0] // CLIP_ROWS)][:CLIP_ROWS].float()
+                if name in folded:
+                    x = x / folded[name]
+                apply_clip(lin.weight, clip_search(lin.weight, x, spec))
             w_q, stored[name] = rtn_quantize(lin.weight, spec)
             lin.weight.copy_(w_q.to(lin.weight.dtype))
     return {"alphas": alphas}
