@@ -134,6 +134,7 @@ class QuantizeWeightOnlyConfig(StepConfig):
     percdamp: float = Field(0.01, gt=0.0, le=1.0)  # GPTQ: damping, fraction of mean diag(H)
     block_size: int = Field(128, ge=1, le=4096)  # GPTQ's lazy-batch width; the result is the same
     act_order: bool = False  # GPTQ: columns by decreasing H_jj (with static groups)
+    range_search: bool = False  # GPTQ: each group's range by the reference's mse grid search
     awq_grid: int = Field(20, ge=1, le=100)  # AWQ: alphas 0, 1/grid, ... as in the reference code
     awq_clip: bool = True  # AWQ: the reference code's per-group clipping search after scaling
     targets: list[str] | None = None  # None: every nn.Linear inside the blocks

@@ -177,6 +177,7 @@ def _gptq_block(ctx, spec: QuantSpec, cfg, stored: dict, fallbacks: list) -> dic
                 percdamp=cfg.percdamp,
                 block_size=cfg.block_size,
                 act_order=cfg.act_order,
+                range_search=cfg.range_search,
             )
             w_q = res.weight.float()
             stored[name] = _to_stored(w_q, res.scale, res.zero_point, spec, w_q.shape[1])
