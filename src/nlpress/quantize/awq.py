@@ -40,10 +40,24 @@ CLIP_ROWS = 512  # calibration rows the clipping error is measured on (the refer
 CLIP_CHUNK = 64  # output rows per step: bounds the (rows, tokens, groups) work tensors
 
 
-def awq_scales(act_abs_mean: Tensor, alpha: float) -> Tensor:
-    """``s_j = mean|x_j|^alpha`` normalised by ``sqrt(max(s) min(s))`` (in,)."""
+def awq_scales(act_abs_mean: Tensor, alpha: float, w_mean: Tensor | None = None) -> Tensor:
+    """``s_j = mean|x_j|^alpha`` normalised by ``sqrt(max(s) min(s))`` (in,).
+
+    With ``w_mean`` (AutoAWQ's "duo scaling"): ``s_j = mean|x_j|^alpha / w_mean_j^(1 - alpha)``,
+    ``w_mean`` being each input column's mean weight magnitude relative to its group's maximum.
+    """
     s = act_abs_mean.float().clamp(min=1e-4).pow(alpha)
+    if w_mean is not None:
+        s = (s / (w_mean.float().pow(1 - alpha) + 1e-4)).clamp(min=1e-4)
     return s / (s.max() * s.min()).sqrt()
+
+
+def relative_weight_mean(weights: list[Tensor], spec: QuantSpec) -> Tensor:
+    """Per input column, the mean over output rows of ``|w| / max|w|`` of its group (in,)."""
+    w = torch.cat([x.float() for x in weights])  # (sum out, in)
+    g = spec.group_size if spec.granularity == "group" and spec.group_size else w.shape[1]
+    a = w.abs().reshape(w.shape[0], -1, g)
+    return (a / (a.amax(-1, keepdim=True) + 1e-6)).reshape(w.shape).mean(0)
 
 
 def scaled_output_error(x: Tensor, weights: list[Tensor], s: Tensor, spec: QuantSpec) -> float:
@@ -65,21 +79,31 @@ class AWQResult:
 
 
 def awq_search(
-    x: Tensor, weights: list[Tensor], act_abs_mean: Tensor, spec: QuantSpec, grid: int = GRID
+    x: Tensor,
+    weights: list[Tensor],
+    act_abs_mean: Tensor,
+    spec: QuantSpec,
+    grid: int = GRID,
+    duo: bool = False,
 ) -> AWQResult:
-    """Best ``alpha`` on the grid for linears ``weights`` sharing inputs ``x`` (n, in)."""
-    best: AWQResult | None = None
-    rtn = 0.0
+    """Best ``alpha`` on the grid for linears ``weights`` sharing inputs ``x`` (n, in).
+
+    Unit scales (round-to-nearest) are always a candidate, so the result is never worse than RTN
+    on ``x``; with ``duo`` scaling alpha 0 is not RTN, hence the separate candidate.
+    """
+    x = x.float()
+    w_mean = relative_weight_mean(weights, spec) if duo else None
+    ones = torch.ones_like(act_abs_mean, dtype=torch.float32)
+    rtn = scaled_output_error(x, weights, ones, spec)
+    best = AWQResult(0.0, ones, rtn, rtn)
     for k in range(grid):
         alpha = k / grid
-        s = awq_scales(act_abs_mean, alpha)
-        err = scaled_output_error(x.float(), weights, s, spec)
-        if k == 0:
-            rtn = err
-        if best is None or err < best.error:
+        if alpha == 0.0 and not duo:
+            continue  # that is the unit-scale candidate above
+        s = awq_scales(act_abs_mean, alpha, w_mean)
+        err = scaled_output_error(x, weights, s, spec)
+        if err < best.error:
             best = AWQResult(alpha, s, err, rtn)
-    assert best is not None
-    best.rtn_error = rtn
     return best
 
 

@@ -202,7 +202,9 @@ def _awq_block(ctx, spec: QuantSpec, cfg, stored: dict) -> dict:
             continue  # a consumer is not being quantized: scaling would only move error around
         st = ctx.stats[names[0]]
         x = st.samples[:: max(1, st.samples.shape[0] // AWQ_ROWS)][:AWQ_ROWS]  # (rows, in)
-        res = awq_search(x, [c.weight for c in consumers], st.abs_mean, spec, cfg.awq_grid)
+        res = awq_search(
+            x, [c.weight for c in consumers], st.abs_mean, spec, cfg.awq_grid, cfg.awq_duo_scaling
+        )
         fold_scales(producer, consumers, res.scales)
         folded.update(dict.fromkeys(names, res.scales))  # their inputs are now x / s
         alphas.append(res.alpha)
