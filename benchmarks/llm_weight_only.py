@@ -35,10 +35,14 @@ METHODS = {  # name: QuantizeWeightOnlyConfig keys (group size added for int4)
     "int8-weight-only": {"bits": 8, "group_size": None, "symmetric": True},
     "int4-rtn": {"method": "rtn"},
     "int4-gptq": {"method": "gptq"},
-    "int4-gptq-act-order": {"method": "gptq", "act_order": True},
     "int4-awq": {"method": "awq"},
+    # ablations of the defaults (not run unless named in --methods)
+    "int4-gptq-plain": {"method": "gptq", "act_order": False, "range_search": False},
+    "int4-gptq-act-order": {"method": "gptq", "range_search": False},
     "int4-awq-no-clip": {"method": "awq", "awq_clip": False},
+    "int4-awq-duo": {"method": "awq", "awq_duo_scaling": True},
 }
+DEFAULT_METHODS = ("int8-weight-only", "int4-rtn", "int4-gptq", "int4-awq")
 
 
 def _ids(tokenizer):
@@ -125,7 +129,7 @@ def main() -> None:
     p.add_argument("--eval-tokens", type=int, default=16 * WINDOW)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     p.add_argument("--reuse", action="store_true", help="keep quantized models already in --out")
     args = p.parse_args()
     if args.command == "quantize":
