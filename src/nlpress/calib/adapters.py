@@ -66,6 +66,18 @@ def find_blocks(model: nn.Module) -> tuple[ArchAdapter, str, nn.ModuleList]:
     )
 
 
+def block_linears(model: nn.Module) -> tuple[ArchAdapter, str, nn.ModuleList, dict[str, nn.Linear]]:
+    """:func:`find_blocks` plus every ``nn.Linear`` inside the blocks, by full module name."""
+    adapter, path, blocks = find_blocks(model)
+    linears = {
+        f"{path}.{i}.{n}": m
+        for i, b in enumerate(blocks)
+        for n, m in b.named_modules()
+        if isinstance(m, nn.Linear)
+    }
+    return adapter, path, blocks, linears
+
+
 def block_scale_groups(
     adapter: ArchAdapter, block: nn.Module
 ) -> list[tuple[nn.Module, list[nn.Linear], str, list[str]]]:

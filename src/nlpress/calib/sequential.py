@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from nlpress.calib.adapters import ArchAdapter, block_scale_groups, find_blocks
+from nlpress.calib.adapters import ArchAdapter, block_linears, block_scale_groups
 from nlpress.errors import NlpressError
 
 log = logging.getLogger(__name__)
@@ -225,13 +225,7 @@ def run_sequential(
         raise ValueError(f"unknown statistics {sorted(collect - STATS)}; known: {sorted(STATS)}")
     if not batches:
         raise NlpressError("calibration needs at least one batch of text")
-    adapter, path, blocks = find_blocks(model)
-    all_linears = {
-        f"{path}.{i}.{n}": m
-        for i, b in enumerate(blocks)
-        for n, m in b.named_modules()
-        if isinstance(m, nn.Linear)
-    }
+    adapter, path, blocks, all_linears = block_linears(model)
     chosen = set(select(all_linears, targets, ignore))
     if not chosen:
         raise NlpressError(

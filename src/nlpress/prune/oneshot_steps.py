@@ -33,16 +33,10 @@ def method_name(cfg: OneShotConfig) -> str:
 
 def block_linear_names(model: nn.Module, cfg: OneShotConfig) -> list[str]:
     """Selected linears inside the blocks; bad patterns or shapes fail here, before any work."""
-    from nlpress.calib.adapters import find_blocks
+    from nlpress.calib.adapters import block_linears
     from nlpress.select import select
 
-    _, path, blocks = find_blocks(model)
-    linears = {
-        f"{path}.{i}.{n}": m
-        for i, b in enumerate(blocks)
-        for n, m in b.named_modules()
-        if isinstance(m, nn.Linear)
-    }
+    *_, linears = block_linears(model)
     names = select(list(linears), cfg.targets, cfg.ignore)
     if not names:
         raise NlpressError(

@@ -101,17 +101,11 @@ def check_model(model: nn.Module, cfg, calib_tokens: int | None = None) -> None:
 
 
 def _block_linear_names(model: nn.Module, cfg) -> list[str]:
-    from nlpress.calib.adapters import find_blocks
+    from nlpress.calib.adapters import block_linears
     from nlpress.select import select
 
-    _, path, blocks = find_blocks(model)
-    names = [
-        f"{path}.{i}.{n}"
-        for i, b in enumerate(blocks)
-        for n, m in b.named_modules()
-        if isinstance(m, nn.Linear)
-    ]
-    return select(names, cfg.targets, cfg.ignore)
+    *_, linears = block_linears(model)
+    return select(list(linears), cfg.targets, cfg.ignore)
 
 
 def quantize_weight_only(

@@ -67,16 +67,23 @@ def add_commands(sub) -> None:
     _train_args(d)
 
 
-def _train_config(a):
+def _config(cls, a):
+    """``cls`` (a pydantic config) from the same-named CLI options; a bad value names its flag."""
     from pydantic import ValidationError
 
-    from nlpress.train.loop import TrainConfig
+    from nlpress.train.loop import fields_from
 
     try:
-        return TrainConfig.from_fields(a)
+        return cls(**fields_from(cls, a))
     except ValidationError as e:
         err = e.errors()[0]
         raise NlpressError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from e
+
+
+def _train_config(a):
+    from nlpress.train.loop import TrainConfig
+
+    return _config(TrainConfig, a)
 
 
 def _common(a) -> dict:
@@ -130,22 +137,9 @@ def cmd_finetune(a) -> int:
 
 
 def cmd_distill(a) -> int:
-    from pydantic import ValidationError
-
     from nlpress.train.distill import DistillConfig, distill
 
-    try:
-        cfg = DistillConfig(
-            temperature=a.temperature,
-            alpha=a.alpha,
-            hidden_weight=a.hidden_weight,
-            attention_weight=a.attention_weight,
-            attention_loss=a.attention_loss,
-            embedding_loss=a.embedding_loss,
-        )
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise NlpressError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from e
+    cfg = _config(DistillConfig, a)
     art = distill(
         a.teacher,
         student=a.student,

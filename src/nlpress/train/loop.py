@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 LAST, TMP, OLD = "last", ".tmp-last", ".old-last"
 
 
+def fields_from(cls: type[BaseModel], source: Any) -> dict[str, Any]:
+    """The attributes of ``source`` that are fields of the config class ``cls``, by name."""
+    return {k: getattr(source, k) for k in cls.model_fields if hasattr(source, k)}
+
+
 class TrainConfig(BaseModel):
     """Training settings shared by ``finetune`` and ``distill``."""
 
@@ -68,8 +73,7 @@ class TrainConfig(BaseModel):
         One reader for every front end, so an option added here reaches the CLI and the recipe
         steps by name instead of through hand-copied field lists.
         """
-        values = {k: getattr(source, k) for k in cls.model_fields if hasattr(source, k)}
-        return cls(**{**values, **overrides})
+        return cls(**{**fields_from(cls, source), **overrides})
 
 
 @dataclass

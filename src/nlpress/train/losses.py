@@ -76,15 +76,19 @@ def _query_mask(attention_mask: Tensor | None, att: Tensor) -> Tensor:
     return m[:, None, :, None].expand_as(att)  # (B, heads, T, T): rows of real query tokens
 
 
-def attention_mse(
-    student_att: Tensor, teacher_att: Tensor, attention_mask: Tensor | None = None
-) -> Tensor:
-    """TinyBERT: MSE between attention probability matrices ``(B, heads, T, T)``, real queries."""
+def _same_heads(student_att: Tensor, teacher_att: Tensor) -> None:
     if student_att.shape != teacher_att.shape:
         raise ValueError(
             f"attention maps differ in shape {tuple(student_att.shape)} vs {tuple(teacher_att.shape)}; "
             "attention distillation needs the same number of heads"
         )
+
+
+def attention_mse(
+    student_att: Tensor, teacher_att: Tensor, attention_mask: Tensor | None = None
+) -> Tensor:
+    """TinyBERT: MSE between attention probability matrices ``(B, heads, T, T)``, real queries."""
+    _same_heads(student_att, teacher_att)
     m = _query_mask(attention_mask, teacher_att)
     diff = (student_att.float() - teacher_att.float()) ** 2 * m
     return diff.sum() / m.sum().clamp(min=1.0)
@@ -94,11 +98,7 @@ def attention_kl(
     student_att: Tensor, teacher_att: Tensor, attention_mask: Tensor | None = None
 ) -> Tensor:
     """MiniLM: ``KL(teacher row || student row)`` of each attention distribution, mean over rows."""
-    if student_att.shape != teacher_att.shape:
-        raise ValueError(
-            f"attention maps differ in shape {tuple(student_att.shape)} vs {tuple(teacher_att.shape)}; "
-            "attention distillation needs the same number of heads"
-        )
+    _same_heads(student_att, teacher_att)
     eps = 1e-12
     p = teacher_att.float()  # (B, heads, T, T), rows sum to 1 over real keys
     kl_rows = (p * ((p + eps).log() - (student_att.float() + eps).log())).sum(-1)  # (B, heads, T)
