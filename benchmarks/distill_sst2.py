@@ -40,21 +40,18 @@ def check(name: str, value: float, target: str, ok: bool) -> str:
     return f"{name:44s} {value:10.4g}   target {target:10s} {'PASS' if ok else 'NOT MET'}"
 
 
-def teacher(a) -> None:
-    import nlpress
+def train_config(a, **extra):
+    """The runs' training settings: epochs, lr, max steps, evaluation interval and frozen
+    embeddings from the command line; batch 32, seed 0, a checkpoint at every evaluation."""
     from nlpress.train.loop import TrainConfig
 
-    cfg = TrainConfig(
-        epochs=a.epochs,
-        batch_size=32,
-        lr=a.lr,
-        max_steps=a.max_steps,
-        eval_every=a.eval_every,
-        patience=3,
-        checkpoint_every=a.eval_every,
-        seed=0,
-        freeze_embeddings=a.freeze_embeddings,
-    )
+    return TrainConfig.from_fields(a, batch_size=32, checkpoint_every=a.eval_every, seed=0, **extra)
+
+
+def teacher(a) -> None:
+    import nlpress
+
+    cfg = train_config(a, patience=3)
     t0 = time.perf_counter()
     art = nlpress.finetune(
         "default",
@@ -89,19 +86,8 @@ def teacher(a) -> None:
 
 def student(a) -> None:
     import nlpress
-    from nlpress.train.loop import TrainConfig
 
-    cfg = TrainConfig(
-        epochs=a.epochs,
-        batch_size=32,
-        lr=a.lr,
-        max_steps=a.max_steps,
-        eval_every=a.eval_every,
-        patience=3,
-        checkpoint_every=a.eval_every,
-        seed=0,
-        freeze_embeddings=a.freeze_embeddings,
-    )
+    cfg = train_config(a, patience=3)
     t0 = time.perf_counter()
     art = nlpress.distill(
         a.teacher,
@@ -169,20 +155,10 @@ def embed(a) -> None:
     import nlpress
     from nlpress.evaluate.api import evaluate
     from nlpress.train.distill import DistillConfig
-    from nlpress.train.loop import TrainConfig
 
     text = Path(a.out).parent / "embed-unlabeled.txt"
     n = unlabeled_text(text, a.sst_sentences)
-    cfg = TrainConfig(
-        epochs=a.epochs,
-        batch_size=32,
-        lr=a.lr,
-        max_steps=a.max_steps,
-        eval_every=a.eval_every,
-        checkpoint_every=a.eval_every,
-        seed=0,
-        freeze_embeddings=a.freeze_embeddings,
-    )
+    cfg = train_config(a)
     t0 = time.perf_counter()
     art = nlpress.distill(
         "default",

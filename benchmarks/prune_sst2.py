@@ -34,15 +34,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from distill_sst2 import check  # noqa: E402 - one figure/target line for the training benchmarks
+
 DATA = ROOT.parent / "shared" / "data"
-
-
-def check(name: str, value: float, target: str, ok: bool) -> str:
-    return f"{name:44s} {value:10.4g}   target {target:10s} {'PASS' if ok else 'NOT MET'}"
 
 
 def split_files(teacher: Path, work: Path) -> tuple[Path, Path]:
