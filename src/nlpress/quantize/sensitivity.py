@@ -175,8 +175,11 @@ class Probe:
     def _rows(self, path: Path, batches: Sequence[Batch]) -> np.ndarray:
         import onnxruntime as ort
 
+        from nlpress.runtime.isa import configure_int8_session
+
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # as loaded
+        configure_int8_session(so)  # as nlpress.load runs it: exact int8 on every CPU
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         names = [i.name for i in sess.get_inputs()]
         rows = []

@@ -190,11 +190,16 @@ class OrtPredictor(Predictor):
         threads: int = 0,
         providers: list[str] | None = None,
         spin: bool = True,
+        exact_int8: bool = True,
         **kw,
     ):
         """``spin=False`` stops idle ONNX Runtime threads from busy-waiting; use it whenever
-        another model (e.g. a PyTorch baseline) shares the cores, or they slow each other down."""
+        another model (e.g. a PyTorch baseline) shares the cores, or they slow each other down.
+        ``exact_int8=False`` lets int8 GEMMs saturate on CPUs without VNNI (see
+        :mod:`nlpress.runtime.isa`): for measuring what exactness costs, never for results."""
         import onnxruntime as ort
+
+        from nlpress.runtime.isa import configure_int8_session
 
         so = ort.SessionOptions()
         if not spin:
@@ -203,6 +208,7 @@ class OrtPredictor(Predictor):
         threads = threads or _physical_cores()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
+        configure_int8_session(so, exact=exact_int8)
         self.session = ort.InferenceSession(str(onnx_path), so, providers=providers or _providers())
         kw.setdefault("files", [Path(onnx_path), *Path(onnx_path).parent.glob("*.onnx.data")])
         super().__init__(threads=threads, **kw)
