@@ -85,6 +85,16 @@ class _State:
     masks: dict = field(default_factory=dict)  # parameter name -> keep-mask, from pruning steps
     data: Any = None  # the --data file: what prune-gradual and recover train on by default
 
+    def release_model(self) -> None:
+        """Drop the steps' model once it is saved, and hand its memory back to the OS."""
+        import gc
+
+        from nlpress.calib.sequential import _release_freed_memory
+
+        self.torch_model, self.quantized = None, {}
+        gc.collect()
+        _release_freed_memory()
+
     def current(self):
         """The model as the steps so far left it (the baseline's own model is never changed)."""
         return self.torch_model if self.torch_model is not None else self.lm.model
@@ -385,6 +395,7 @@ def compress(
                 }
             )
         _finalize_model(st, rcp)
+        st.release_model()  # written to disk and read back below: no second copy while measuring
         (tmp / "recipe.yaml").write_text(rcp.to_yaml())
         from nlpress.runtime import load
 
