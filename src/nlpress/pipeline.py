@@ -270,6 +270,7 @@ def _read_calib(calib, task: str, columns: dict, limit: int) -> list:
 def _finalize_model(st: _State, recipe: Recipe) -> dict:
     from nlpress.models.task_module import model_input_names
     from nlpress.quantize.torch_io import save_dynamic_int8
+    from nlpress.runtime.isa import built_on
     from nlpress.runtime.predictor import _max_len
 
     lm = st.lm
@@ -283,6 +284,7 @@ def _finalize_model(st: _State, recipe: Recipe) -> dict:
         "id2label": lm.id2label,
         "max_length": _max_len(lm.model.config, lm.tokenizer),
         "recipe": recipe.name,
+        "built_on": built_on(),
     }
     if st.onnx is not None:
         st.onnx.rename(st.tmp / "model.onnx")

@@ -39,6 +39,17 @@ def load(
     return torch_predictor_from_loaded(lm, "pytorch-fp32", files, threads)
 
 
+def _warn_portability(meta: dict, pred: OrtPredictor) -> None:
+    import logging
+
+    from nlpress.runtime.isa import check_int8_portability
+
+    profile = pred.compute_profile() or {}
+    warning = check_int8_portability(meta, profile.get("format") == "int8")
+    if warning:
+        logging.getLogger(__name__).warning(warning)
+
+
 def _load_artifact(p: Path, threads: int, spin: bool = True) -> Predictor:
     from transformers import AutoTokenizer
 
@@ -55,7 +66,9 @@ def _load_artifact(p: Path, threads: int, spin: bool = True) -> Predictor:
         max_length=meta.get("max_length", 512),
     )
     if meta["backend"] == "onnxruntime":
-        return OrtPredictor(p / meta["model_file"], threads=threads, spin=spin, **common)
+        pred = OrtPredictor(p / meta["model_file"], threads=threads, spin=spin, **common)
+        _warn_portability(meta, pred)
+        return pred
     from nlpress.models.task_module import TaskModule
     from nlpress.quantize.torch_io import load_dynamic_int8
 
