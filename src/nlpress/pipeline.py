@@ -39,6 +39,7 @@ from nlpress.recipe import (
     PruneSparseGPTConfig,
     PruneStructuredConfig,
     PruneWandaConfig,
+    QatConfig,
     QuantizeDynamicInt8Config,
     QuantizeStaticInt8Config,
     QuantizeWeightOnlyConfig,
@@ -188,6 +189,12 @@ def _step_gradual(st: _State, cfg: PruneGradualConfig) -> dict:
     return step_gradual(st, cfg)
 
 
+def _step_qat(st: _State, cfg: QatConfig) -> dict:
+    from nlpress.quantize.qat import step_qat
+
+    return step_qat(st, cfg)
+
+
 def _step_recover(st: _State, cfg: RecoverConfig) -> dict:
     from nlpress.prune.recover import step_recover
 
@@ -207,6 +214,7 @@ HANDLERS = {
     PruneStructuredConfig: _step_prune,
     PruneGradualConfig: _step_gradual,
     RecoverConfig: _step_recover,
+    QatConfig: _step_qat,
     PruneWandaConfig: _step_prune,
     PruneSparseGPTConfig: _step_prune,
 }
