@@ -59,10 +59,9 @@ def study_rows(storage, out: Path | None = None) -> list:
     """Every trial of the one study in ``storage`` (a URL, or the journal file in ``out``)."""
     import optuna
 
-    if storage is None:
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from nlpress.tune.study import open_storage
 
-        storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    storage = open_storage(storage, out)
     (summary,) = optuna.get_all_study_summaries(storage)
     return optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
 
@@ -84,3 +83,19 @@ def front_of(trials) -> set:
     return {
         (keys[r["number"]], round(r["drop"], 6), round(r["value"], 6)) for r in pareto(rows, "size")
     }
+
+
+@pytest.fixture()
+def kit():
+    """The helpers above, for the test modules (conftest is not importable by name here)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        FAST=FAST,
+        computed=computed,
+        env=env,
+        front_of=front_of,
+        run_tune=run_tune,
+        study_rows=study_rows,
+        tune_command=tune_command,
+    )

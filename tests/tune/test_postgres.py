@@ -8,11 +8,11 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import FAST, computed, env, front_of, study_rows, tune_command
 
 
 def _pg_bin(name: str) -> str | None:
@@ -32,12 +32,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def postgres(tmp_path_factory):
+def postgres():
     """A PostgreSQL server in a temporary folder on a free loopback port; its URL."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    root = tmp_path_factory.mktemp("pg")
+    # a folder of its own under /tmp: pytest's tmp folders are private to root, which
+    # PostgreSQL's own user cannot enter
+    root = Path(tempfile.mkdtemp(prefix="nlpress-pg-"))
     data = root / "data"
     prefix: list[str] = []
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root: use its own system user
@@ -65,28 +67,28 @@ def postgres(tmp_path_factory):
         )
 
 
-def test_two_workers_share_one_postgresql(tiny_classifier, dev_file, tmp_path, postgres):
-    trials = 6
+def test_two_workers_share_one_postgresql(kit, tiny_classifier, dev_file, tmp_path, postgres):
+    trials = 5
     procs, outs = [], []
     for i in range(2):  # two "machines": their own --out, one database
         out = tmp_path / f"worker{i}"
         outs.append(out)
-        args = ["--model", tiny_classifier, "--data", dev_file, "--trials", trials, *FAST]
+        args = ["--model", tiny_classifier, "--data", dev_file, "--trials", trials, *kit.FAST]
         args += ["--storage", postgres, "--out", out, "--json"]
         procs.append(
             subprocess.Popen(
-                tune_command(*args),
+                kit.tune_command(*args),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=env(),
+                env=kit.env(),
             )
         )
     results = [p.communicate(timeout=900) for p in procs]
     for p, (_o, e) in zip(procs, results, strict=True):
         assert p.returncode == 0, e[-2000:]
-    rows = study_rows(postgres)
-    built = computed(rows)
+    rows = kit.study_rows(postgres)
+    built = kit.computed(rows)
     # every recipe computed once, by one of the workers; both took part
     assert trials <= len(built) <= trials + 1
     assert max(Counter(t.user_attrs["key"] for t in built).values()) == 1
@@ -94,6 +96,6 @@ def test_two_workers_share_one_postgresql(tiny_classifier, dev_file, tmp_path, p
     # the worker that finished last saw every trial: its front is the study's whole front
     fronts = [json.loads((o / "summary.json").read_text()) for o in outs]
     last = max(fronts, key=lambda s: s["n_finished"])
-    assert {r["key"] for r in last["front"]} == {k for k, *_ in front_of(rows)}
+    assert {r["key"] for r in last["front"]} == {k for k, *_ in kit.front_of(rows)}
     for o in outs:
         assert (o / "best" / "nlpress.json").is_file()

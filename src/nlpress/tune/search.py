@@ -52,9 +52,6 @@ class Search:
             if t.user_attrs.get("done")
         ]
 
-    def _constraints(self, t) -> list[float]:
-        return [float(t.user_attrs.get("constraint", 1.0))]
-
     def run(self, seconds: float | None, trials: int | None, progress: bool) -> None:
         bar = _bar(trials, seconds, progress)
         t0, dups, errors = time.monotonic(), 0, 0
@@ -74,7 +71,7 @@ class Search:
                     log.warning("the search space is exhausted: %d proposals repeated", dups)
                     break
                 S.requeue_interrupted(self.study)
-                self.study.sampler = S.make_sampler(self.seed, len(done), self._constraints)
+                self.study.sampler = S.make_sampler(self.seed, len(done))
                 trial = self.study.ask()
                 kind = self._one(trial, done)
                 dups = dups + 1 if kind == "duplicate" else 0
@@ -118,6 +115,8 @@ class Search:
                     trial.set_user_attr(k, v)
             trial.set_user_attr("duplicate_of", o.number)
             trial.set_user_attr("done", True)
+            if "constraint" in o.user_attrs:
+                trial.set_constraint("max_drop", o.user_attrs["constraint"])
             self.study.tell(
                 trial, o.values if o.state == TrialState.COMPLETE else None, state=o.state
             )
@@ -164,6 +163,7 @@ class Search:
         attrs["metrics"] = _plain(m)  # so another machine can write best/ from this trial
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
+        trial.set_constraint("max_drop", attrs["constraint"])  # <= 0: within the budget
         self.study.tell(trial, [t["drop"], t["value"]])
         self._after(trial.number, m)
         return "ok"

@@ -50,14 +50,36 @@ def open_storage(url: str | None, out: Path):
             f"--storage {url!r} is not a database URL; use e.g. postgresql://user@host/db "
             "or sqlite:///tuned.db"
         )
+    url = _driver(url)
     kw: dict[str, Any] = {}
     if url.startswith("postgresql"):
         kw = {"connect_args": {"connect_timeout": 10}}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kw)
-    except Exception as e:  # sqlalchemy and the drivers raise their own types
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise NlpressError(f"cannot reach --storage {_redact(url)} ({first}); check the URL") from e
+    for attempt in range(4):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kw)
+        except Exception as e:  # sqlalchemy and the drivers raise their own types
+            # workers starting together race to create Optuna's tables: the loser sees a
+            # unique-key violation and finds the tables made on the next try
+            if "UniqueViolation" in str(e) or "already exists" in str(e):
+                if attempt < 3:
+                    time.sleep(1.0 + attempt)
+                    continue
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise NlpressError(
+                f"cannot reach --storage {_redact(url)} ({first}); check the URL"
+            ) from e
+    raise AssertionError("unreachable")
+
+
+def _driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed: SQLAlchemy 2.1 made psycopg 3 the
+    default for plain ``postgresql://``; nlpress[tune] installs psycopg2 (binary wheels)."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
 
 
 def _redact(url: str) -> str:
@@ -172,8 +194,9 @@ def _canonical(t) -> str:
     return json.dumps([t.params, t.values], sort_keys=True, default=str)
 
 
-def make_sampler(seed: int, n_finished: int, constraints):
-    """A TPE sampler whose proposals are a function of (seed, the finished trials)."""
+def make_sampler(seed: int, n_finished: int):
+    """A TPE sampler whose proposals are a function of (seed, the finished trials). The budget
+    is a constraint each trial carries (``Trial.set_constraint``): TPE prefers feasible ones."""
     import optuna
 
     class Sampler(optuna.samplers.TPESampler):
@@ -191,6 +214,4 @@ def make_sampler(seed: int, n_finished: int, constraints):
         multivariate=True,
         constant_liar=False,
         n_startup_trials=6,
-        constraints_func=constraints,
-        warn_independent_sampling=False,
     )
