@@ -42,6 +42,11 @@ class Search:
         self.t_start = time.time()
 
     # -- bookkeeping ---------------------------------------------------------------------------
+    def _running(self) -> list:
+        from optuna.trial import TrialState
+
+        return self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
     def _finished(self) -> list:
         from optuna.trial import TrialState
 
@@ -71,7 +76,11 @@ class Search:
                     log.warning("the search space is exhausted: %d proposals repeated", dups)
                     break
                 S.requeue_interrupted(self.study)
-                self.study.sampler = S.make_sampler(self.seed, len(done))
+                # alone, the proposal depends on the finished trials only; beside workers that
+                # are computing trials, it is offset by their count so two workers asking at
+                # once do not propose the same recipe
+                busy = len(self._running())
+                self.study.sampler = S.make_sampler(self.seed + 7919 * busy, len(done))
                 trial = self.study.ask()
                 kind = self._one(trial, done)
                 dups = dups + 1 if kind == "duplicate" else 0
@@ -102,12 +111,23 @@ class Search:
         trial.set_user_attr("worker", S.whoami())
         params = suggest(trial, self.space)
         key = json.dumps(params, sort_keys=True, default=str)
+        trial.set_user_attr("key", key)  # claimed before looking: see the check below
         same = [
             t
             for t in done
             if t.user_attrs.get("key") == key and t.user_attrs.get("duplicate_of") is None
         ]
-        trial.set_user_attr("key", key)
+        busy = [
+            t
+            for t in self._running()
+            if t.number != trial.number and t.user_attrs.get("key") == key
+        ]
+        if busy and not same:  # another worker is computing this recipe: leave it to them
+            trial.set_user_attr("duplicate_of", busy[0].number)
+            trial.set_user_attr("status", f"same recipe as trial {busy[0].number}, running")
+            trial.set_user_attr("done", True)
+            self.study.tell(trial, state=TrialState.FAIL)
+            return "duplicate"
         if same:  # a proposal already measured: its result, not a second build
             o = same[0]
             for k, v in o.user_attrs.items():

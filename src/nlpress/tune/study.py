@@ -126,8 +126,11 @@ def interrupted(trial, now: float) -> bool:
     owner = trial.user_attrs.get("worker") or {}
     beat = trial.user_attrs.get("heartbeat") or trial.datetime_start.timestamp()
     if owner.get("host") == socket.gethostname() and owner.get("pid"):
-        return owner["pid"] != os.getpid() and not _alive(int(owner["pid"]))
-    return now - float(beat) > STALE_S
+        if owner["pid"] == os.getpid():
+            return False
+        if not _alive(int(owner["pid"])):
+            return True  # this machine's worker is gone: no need to wait for its heartbeat
+    return now - float(beat) > STALE_S  # (a reused pid, or another machine's worker)
 
 
 def requeue_interrupted(study) -> int:

@@ -1,4 +1,4 @@
-"""Two tune workers on one real PostgreSQL server (Debian's postgresql package): every trial
+"""Tune workers sharing a study. Two on one real PostgreSQL server (Debian's postgresql package): every trial
 runs once, both workers contribute, the front is complete."""
 
 from __future__ import annotations
@@ -99,3 +99,16 @@ def test_two_workers_share_one_postgresql(kit, tiny_classifier, dev_file, tmp_pa
     assert {r["key"] for r in last["front"]} == {k for k, *_ in kit.front_of(rows)}
     for o in outs:
         assert (o / "best" / "nlpress.json").is_file()
+
+
+def test_local_workers_share_the_journal(kit, tiny_classifier, dev_file, tmp_path):
+    """--workers 2 on one machine: the default journal file is shared safely."""
+    out = tmp_path / "tuned"
+    args = ["--model", tiny_classifier, "--data", dev_file, "--trials", 5, *kit.FAST]
+    done = kit.run_tune(*args, "--workers", 2, "--out", out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    built = kit.computed(kit.study_rows(None, out))
+    assert 5 <= len(built) <= 6
+    assert max(Counter(t.user_attrs["key"] for t in built).values()) == 1
+    assert len({t.user_attrs["worker"]["pid"] for t in built}) == 2
+    assert (out / "best" / "nlpress.json").is_file() and (out / "report.html").is_file()
