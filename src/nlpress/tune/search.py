@@ -202,9 +202,11 @@ class Search:
         with _lock(self.out / ".best.lock"):
             rows = [trial_row(t) for t in self._finished()]
             front = F.pareto(rows, self.goal.objective)
-            keep = {r["number"] for r in front}
+            # only finished trials off the front: a trial being computed (by another worker
+            # in this folder) keeps its model
+            gone = {r["number"] for r in rows} - {r["number"] for r in front}
             for d in (self.out / "trials").iterdir():
-                if d.name.isdigit() and int(d.name) not in keep:
+                if d.name.isdigit() and int(d.name) in gone:
                     _drop_model(d)
             best = F.choose(front)
             if best is None or best["number"] != number:
