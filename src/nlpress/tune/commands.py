@@ -52,8 +52,17 @@ def add_command(sub) -> None:
     t.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
+def quiet_optuna() -> None:
+    """Optuna's per-trial INFO lines and its sampler notes would bury the progress bar."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
 def cmd_tune(a: argparse.Namespace) -> int:
     from nlpress.tune.api import tune
+
+    quiet_optuna()
 
     res = tune(
         a.model,

@@ -25,7 +25,7 @@ METRICS = {
 OBJECTIVES = ("throughput", "latency", "size")
 STUDY_FILE = "study.json"
 OWNED = ("study.json", "study.journal", "trials", "cache", "best", "report.md", "report.html")
-OWNED += ("front.png", "summary.json", "workers")
+OWNED += ("front.png", "summary.json", "workers", ".best.lock")
 
 
 def parse_budget(budget: Any) -> float | None:

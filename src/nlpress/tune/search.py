@@ -160,6 +160,10 @@ class Search:
                 return self._stop(
                     trial, folder, TrialState.FAIL, f"infeasible: {e}", t0, "infeasible"
                 )
+            except KeyboardInterrupt:  # Ctrl-C or kill: retried first by the next run
+                self.study.tell(trial, state=TrialState.FAIL)
+                self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+                raise
             except Exception as e:
                 (folder / "error.txt").write_text(traceback.format_exc())
                 log.error("trial %d failed: %s", trial.number, e)

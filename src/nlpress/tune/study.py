@@ -212,9 +212,18 @@ def make_sampler(seed: int, n_finished: int):
         def sample_independent(self, study, trial, name, dist):
             return super().sample_independent(_CanonicalView(study), trial, name, dist)
 
-    return Sampler(
-        seed=seed + n_finished,
+    import warnings
+
+    with warnings.catch_warnings():  # multivariate and group are "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _sampler(Sampler, seed + n_finished)
+
+
+def _sampler(cls, seed: int):
+    return cls(
+        seed=seed,
         multivariate=True,
+        group=True,  # conditional parameters (int8's options only when int8 is drawn)
         constant_liar=False,
         n_startup_trials=6,
     )

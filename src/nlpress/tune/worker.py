@@ -8,6 +8,9 @@ import sys
 
 def main() -> int:
     from nlpress.tune.api import tune
+    from nlpress.tune.commands import quiet_optuna
+
+    quiet_optuna()
 
     kw = json.loads(sys.argv[1])
     tune(**kw, progress=False, _worker=True)
