@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,16 @@ def _jsonable(x):
     if isinstance(x, Path):
         return str(x)
     raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+@dataclass
+class Artifact:
+    """A written artifact folder and its metrics; ``load()`` gives its predictor."""
+
+    path: Path
+    metrics: dict
+
+    def load(self, **kw):
+        from nlpress.runtime import load
+
+        return load(self.path, **kw)

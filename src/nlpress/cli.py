@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nlpress.train.commands import add_commands  # finetune, distill (no heavy imports)
 
     add_commands(sub)
+    from nlpress.tune.commands import add_command as add_tune
+
+    add_tune(sub)
     return parser
 
 
@@ -237,12 +240,19 @@ def cmd_distill(a) -> int:
     return run(a)
 
 
+def cmd_tune(a) -> int:
+    from nlpress.tune.commands import cmd_tune as run
+
+    return run(a)
+
+
 COMMANDS = {
     "compress": cmd_compress,
     "eval": cmd_eval,
     "bench": cmd_bench,
     "finetune": cmd_finetune,
     "distill": cmd_distill,
+    "tune": cmd_tune,
 }
 
 

@@ -35,6 +35,7 @@ from nlpress.step_configs import (
     STEP_CONFIGS,
     STEP_NAMES,
     CastConfig,
+    DistillStudentConfig,
     ExportOnnxConfig,
     OrtOptimizeConfig,
     PruneGradualConfig,
@@ -71,6 +72,7 @@ __all__ = [
     "PruneOneShotConfig",
     "PruneWandaConfig",
     "PruneSparseGPTConfig",
+    "DistillStudentConfig",
     "BLOCK_LINEARS",
     "STEP_CONFIGS",
     "PRUNE_STEPS",
@@ -259,7 +261,7 @@ def _check_qat(steps: tuple[StepConfig, ...]) -> None:
         if not isinstance(s, QatConfig):
             continue
         before = [STEP_NAMES[type(p)] for p in steps[: i - 1] if not isinstance(p, PRUNE_STEPS)]
-        before = [n for n in before if n != "recover"]
+        before = [n for n in before if n not in ("recover", "distill-student")]
         if before:
             raise NlpressError(
                 f"recipe step {i} (qat) must come before {before[0]}; train with int8 "

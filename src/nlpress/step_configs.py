@@ -270,6 +270,16 @@ class QatConfig(_TrainStepFields):
     max_steps: int | None = Field(300, ge=1)
 
 
+class DistillStudentConfig(_TrainStepFields):
+    """A student made by keeping some of the model's layers, distilled from the original
+    (DistilBERT's initialisation; logits, or sentence embeddings for an encoder): nlpress.train."""
+
+    # a count spreads the kept layers evenly (3 of 6: 0, 2, 4); a list names them (0-based)
+    layers: int | list[int] = 3
+    method: Literal["distill"] = "distill"  # the original model is the teacher: no labels needed
+    alpha: float = Field(0.5, ge=0, le=1)  # soft vs hard-label weight; 1 when the data has none
+
+
 class PruneOneShotConfig(StepConfig):
     """Shared keys of the calibrated one-shot LLM pruners (nlpress.prune.oneshot)."""
 
@@ -320,6 +330,7 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "qat": QatConfig,
     "prune-wanda": PruneWandaConfig,
     "prune-sparsegpt": PruneSparseGPTConfig,
+    "distill-student": DistillStudentConfig,
 }
 PRUNE_STEPS = (
     PruneMagnitudeConfig,
@@ -328,5 +339,6 @@ PRUNE_STEPS = (
     PruneGradualConfig,
     PruneWandaConfig,
     PruneSparseGPTConfig,
+    DistillStudentConfig,  # drops whole layers: it reshapes the model as structured pruning does
 )
 STEP_NAMES = {cls: name for name, cls in STEP_CONFIGS.items()}

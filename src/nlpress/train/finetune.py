@@ -97,7 +97,7 @@ def finetune(
 ):
     """Fine-tune ``model`` on labelled ``data`` into a classifier artifact at ``out``.
 
-    Returns the :class:`~nlpress.pipeline.Artifact` on the main process, None on the others.
+    Returns the :class:`~nlpress.artifact.Artifact` on the main process, None on the others.
     """
     from nlpress.artifact import check_target
     from nlpress.models.loader import resolve_model_path

@@ -34,9 +34,8 @@ def finish(kind: str, out: Path, force: bool, model: tuple, head: dict, result, 
     (model, task, data, configs); ``compare`` the arguments of
     :func:`nlpress.train.distill.compare_to_teacher` (quality and speed against the teacher).
     """
-    from nlpress.artifact import atomic_artifact
+    from nlpress.artifact import Artifact, atomic_artifact
     from nlpress.bench.env import environment
-    from nlpress.pipeline import Artifact
 
     module, tokenizer, task, source = model
     module.eval()
