@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print the results as one JSON object")
     _data_args(b)
     _bench_args(b)
+    pu = sub.add_parser(
+        "push", help="upload an artifact to the Hugging Face hub, model card included"
+    )
+    pu.add_argument("artifact", help="artifact folder (the --out of compress, finetune, distill)")
+    pu.add_argument("repo_id", help="hub model repo, USER/NAME or ORG/NAME (created if missing)")
+    pu.add_argument("--private", action="store_true", help="create the repo as private")
     from nlpress.train.commands import add_commands  # finetune, distill (no heavy imports)
 
     add_commands(sub)
@@ -245,6 +251,13 @@ def cmd_bench(a) -> int:
     return 0
 
 
+def cmd_push(a) -> int:
+    from nlpress.hub import push
+
+    print(push(a.artifact, a.repo_id, private=a.private))
+    return 0
+
+
 def cmd_finetune(a) -> int:
     from nlpress.train.commands import cmd_finetune as run
 
@@ -263,6 +276,7 @@ COMMANDS = {
     "bench": cmd_bench,
     "finetune": cmd_finetune,
     "distill": cmd_distill,
+    "push": cmd_push,
 }
 
 

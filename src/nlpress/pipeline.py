@@ -420,6 +420,9 @@ def compress(
         metrics["env"] = env
         write_json(tmp / "metrics.json", metrics)
         write_report(tmp, metrics)
+        from nlpress.hub import prepare_for_hub
+
+        prepare_for_hub(tmp, lm.path, out.name)  # README.md model card, sentence-transformers files
     return Artifact(out, metrics)
 
 
