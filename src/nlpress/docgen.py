@@ -71,7 +71,7 @@ def type_text(info: FieldInfo) -> str:
     if getattr(ann, "__origin__", None) is not None and "Literal" in repr(ann.__origin__):
         return "one of " + ", ".join(f"`{a}`" for a in args)
     text = repr(ann) if not isinstance(ann, type) else ann.__name__
-    return text.replace("typing.", "").replace("NoneType", "null")
+    return text.replace("typing.", "").replace("NoneType", "null").replace(" | None", " or null")
 
 
 def range_text(info: FieldInfo) -> str:

@@ -19,7 +19,7 @@ PATH_LINE = 'path = "."  # this artifact folder, or its copy from the hub (snaps
 TEXTS = '["A first sentence.", "Another one."]'
 PROMPT = '"Once upon a time"'
 
-ONNX = """import numpy as np
+ONNX = """{int8_import}import numpy as np
 import onnxruntime as ort
 from transformers import AutoTokenizer
 
@@ -33,9 +33,7 @@ batch = tokenizer({texts}, padding=True, truncation=True, return_tensors="np")
 """
 # nlpress.runtime.isa: without VNNI, ORT's default U8S8 int8 kernels saturate; nlpress.load and
 # the measured figures use the exact U8U8 mode there, and so does the snippet
-INT8_OPTIONS = """from pathlib import Path
-
-cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+INT8_OPTIONS = """cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
 if not any(f in cpu for f in ("avx512_vnni", "avx_vnni", "amx_int8")):  # exact int8 without VNNI
     options.add_session_config_entry("session.x64quantprecision", "1")
 """
@@ -92,8 +90,13 @@ def snippets(folder: Path, meta: Mapping, st: bool) -> dict[str, str]:
     out: dict[str, str] = {}
     if meta.get("backend") == "onnxruntime":
         norm = ", L2-normalised" if meta.get("normalize") else ""
-        int8 = INT8_OPTIONS if _has_int8(folder) else ""
-        code = ONNX.format(**fill, out=ONNX_OUT.get(task, "logits"), int8=int8)
+        int8 = _has_int8(folder)
+        code = ONNX.format(
+            **fill,
+            out=ONNX_OUT.get(task, "logits"),
+            int8=INT8_OPTIONS if int8 else "",
+            int8_import="from pathlib import Path\n\n" if int8 else "",
+        )
         out["onnxruntime"] = code + "\n" + ONNX_TAIL.get(task, "").format(norm=norm)
     elif plain_hf_weights(folder, dict(meta)):
         if task == "sentence-embedding" and st:
