@@ -129,7 +129,7 @@ def test_readme_has_the_commands():
     }
 
 
-def test_readme_commands_run(workdir, capsys):
+def test_readme_commands_run(workdir, capsys, hub_recorded):
     for args in _commands():
         if args == ["compress"]:
             continue  # the demo on the real model: see test_readme_demo
@@ -144,6 +144,15 @@ def test_readme_commands_run(workdir, capsys):
     assert (workdir / "student-int8" / "model.onnx").is_file()
     for art in ("out-m90g", "out-recovered"):  # pruning with training
         assert (workdir / art / "metrics.json").is_file(), art
+    for card in workdir.glob("*/README.md"):  # every artifact carries a model card
+        front = card.read_text().split("\n---\n", 1)[0]
+        assert front.startswith("---\n") and "\nlibrary_name: " in front and "nlpress" in front
+    assert {p.parent.name for p in workdir.glob("*/README.md")} >= {
+        "out-bert",
+        "teacher",
+        "student",
+    }
+    assert "someone/my-bert-int8" in hub_recorded  # nlpress push, up to the hub's two calls
 
 
 @pytest.mark.slow

@@ -221,13 +221,17 @@ def render_model_card(folder: Path, name: str | None = None) -> str:
     st = (folder / "modules.json").is_file()
     fm = front_matter(folder, name, meta, recipe, metrics, st)
     title = f"{name}: {meta.get('recipe') or metrics.get('kind')} of {meta.get('source_model')}"
-    data = metrics.get("data") or {}
-    measured = (
-        f"Measured by nlpress in one run, the original (PyTorch fp32) and the result side by side, "
-        f"on `{data.get('source', 'builtin')}` ({data.get('n', '?')} rows)."
-        if isinstance(data, Mapping)
-        else ""
-    )
+    data = metrics.get("data") if isinstance(metrics.get("data"), Mapping) else {}
+    if "result" in metrics:
+        measured = (
+            "Measured by nlpress in one run, the original (PyTorch fp32) and the result side by "
+            f"side, on `{data.get('source', 'builtin')}` ({data.get('n', '?')} rows)."
+        )
+    else:
+        measured = (
+            "Teacher and student measured by nlpress on the held-out rows of the training data; "
+            "speed in one interleaved run."
+        )
     parts = [
         "---\n" + yaml.safe_dump(fm, sort_keys=False, allow_unicode=True) + "---",
         f"# {title}",
