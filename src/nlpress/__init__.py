@@ -8,6 +8,7 @@ from nlpress.errors import NlpressError
 
 __version__ = "0.1.0"
 __all__ = ["NlpressError", "__version__", "compress", "distill", "finetune", "load", "tune"]
+__all__ = ["NlpressError", "__version__", "compress", "distill", "finetune", "load", "push"]
 
 
 def compress(*args, **kwargs):
@@ -44,3 +45,8 @@ def tune(*args, **kwargs):
     from nlpress.tune.api import tune as _tune
 
     return _tune(*args, **kwargs)
+def push(artifact, repo_id, **kwargs):
+    """Upload an artifact to the Hugging Face hub; see :func:`nlpress.hub.push`."""
+    from nlpress.hub import push as _push
+
+    return _push(artifact, repo_id, **kwargs)

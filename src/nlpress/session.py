@@ -209,6 +209,10 @@ class Session:
         with atomic_artifact(out, force) as tmp:
             st = self.build(prep, tmp)
             metrics = self.measure(st, prep, t_start)
+            from nlpress.hub import prepare_for_hub
+
+            # README.md model card, sentence-transformers files
+            prepare_for_hub(tmp, self.lm.path, Path(out).name)
         return Artifact(out, metrics)
 
     def _measure(self, result, tmp: Path) -> dict:

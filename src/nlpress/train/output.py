@@ -62,6 +62,9 @@ def finish(kind: str, out: Path, force: bool, model: tuple, head: dict, result, 
         write_json(tmp / "env.json", env)
         write_json(tmp / "metrics.json", {**metrics, "env": env})
         write_report(tmp, metrics)
+        from nlpress.hub import prepare_for_hub
+
+        prepare_for_hub(tmp, Path(source), out.name)
     # the artifact is written: its resumable checkpoints (optimizer state included) can go
     shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
     return Artifact(out, metrics)
