@@ -47,7 +47,23 @@ def read_training_data(
             f"{path} has no label column; text-classification training needs labels "
             "(pass --label-column)"
         )
+    if d.labels is not None and len(set(d.labels)) < 2:
+        # one class: the model learns to say it always, and held-out accuracy reads 100
+        raise NlpressError(
+            f"every row of {path} has the same label ({d.labels[0]}); a classifier needs "
+            "examples of at least two classes: add rows of the other labels"
+        )
     return d
+
+
+def check_max_length(max_length: int, config, tokenizer) -> None:
+    """``--max-length`` must fit the model's position embeddings (longer texts cannot run)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if isinstance(limit, int) and max_length > limit:
+        raise NlpressError(
+            f"--max-length {max_length} is longer than the model's {limit} positions; "
+            f"pass --max-length {min(limit, 512)} or less"
+        )
 
 
 @dataclass
