@@ -224,8 +224,9 @@ def _foreign(out: Path) -> tuple[list[str], str]:
     dirs = {p.as_posix() for n in listed for p in Path(n).parents}
     files, folders = _walk(out)
     extra = [f for f in files if f != META and f not in listed]
-    extra += [d for d in folders if d not in dirs]
-    return sorted(extra), "not in its file list"
+    # folders of the user's that hold none of those files (empty ones) are named too
+    extra += [d for d in folders if d not in dirs and not any(f.startswith(d + "/") for f in extra)]
+    return extra, "not in its file list"
 
 
 def _target(out: Path) -> Path:
