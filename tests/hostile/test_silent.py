@@ -96,7 +96,7 @@ def test_an_artifact_without_its_tokenizer_files_is_an_error(
     [
         (["--lr", "inf"], "--lr"),
         (["--lr", "nan"], "--lr"),
-        (["--lr", "1e38"], "loss"),  # finite, but the weights blow up: NaN loss or weights
+        (["--lr", "1e38"], "--lr"),  # finite, but AdamW's steps would overflow float32
     ],
 )
 def test_nan_training_stops_with_an_error(
@@ -106,6 +106,37 @@ def test_nan_training_stops_with_an_error(
             "--epochs", "2", "--batch-size", "8", "--cpu", "--json", *args)  # fmt: skip
     line = user_error(r)
     assert word in line or "non-finite" in line, line
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("poison", ["loss", "weights"])
+def test_nan_loss_or_weights_stop_training(
+    poison, cli, tiny_bert, train_tsv, tmp_path, user_error, monkeypatch
+):
+    """A loss that turns NaN mid-run, or weights that do (with a finite loss): no artifact."""
+    import torch
+
+    from nlpress.train import loop
+
+    real, calls = loop._one_step, {"n": 0}
+
+    def step(acc, module, *a, **k):
+        loss, logs = real(acc, module, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            if poison == "loss":
+                return float("nan"), logs
+            with torch.no_grad():
+                next(iter(module.parameters())).fill_(float("nan"))
+        return loss, logs
+
+    monkeypatch.setattr(loop, "_one_step", step)
+    r = cli("finetune", "--model", tiny_bert, "--data", train_tsv, "--out", tmp_path / "o",
+            "--epochs", "1", "--batch-size", "8", "--eval-split", "0", "--cpu", "--json")  # fmt: skip
+    line = user_error(r)
+    assert (
+        ("loss became nan" in line) if poison == "loss" else ("non-finite" in line or "nan" in line)
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -152,12 +183,12 @@ def test_limit_that_is_not_positive_is_an_error(
 
 
 def test_limit_that_is_not_positive_is_an_error_in_the_api(art, sst_file):
-    import nlpress
     from nlpress.errors import NlpressError
+    from nlpress.evaluate.api import evaluate
 
     for limit in (0, -5):
         with pytest.raises(NlpressError, match="limit"):
-            nlpress.evaluate(art, sst_file, limit=limit)
+            evaluate(art, sst_file, limit=limit)
 
 
 @pytest.mark.parametrize(

@@ -56,14 +56,21 @@ def read_training_data(
     return d
 
 
-def check_max_length(max_length: int, config, tokenizer) -> None:
-    """``--max-length`` must fit the model's position embeddings (longer texts cannot run)."""
+def check_max_length(cfg, config):
+    """``cfg`` with a ``max_length`` that fits the model's position embeddings (longer texts
+    cannot run). The default (128) shrinks to a smaller model's limit; a chosen value that does
+    not fit is an error."""
+    from nlpress.train.loop import TrainConfig
+
     limit = getattr(config, "max_position_embeddings", None)
-    if isinstance(limit, int) and max_length > limit:
-        raise NlpressError(
-            f"--max-length {max_length} is longer than the model's {limit} positions; "
-            f"pass --max-length {min(limit, 512)} or less"
-        )
+    if not isinstance(limit, int) or cfg.max_length <= limit:
+        return cfg
+    if cfg.max_length == TrainConfig.model_fields["max_length"].default:
+        return cfg.model_copy(update={"max_length": limit})
+    raise NlpressError(
+        f"--max-length {cfg.max_length} is longer than the model's {limit} positions; "
+        f"pass --max-length {min(limit, 512)} or less"
+    )
 
 
 @dataclass

@@ -172,7 +172,7 @@ def distill(
     d = read_training_data(data, task, columns or {}, limit, need_labels=False)
     attn = "eager" if cfg.attention_weight > 0 else None
     t_lm = load_model(t_path, task, attn_implementation=attn)
-    check_max_length(tcfg.max_length, t_lm.model.config, t_lm.tokenizer)
+    tcfg = check_max_length(tcfg, t_lm.model.config)
     s_model, kept, pairs = make_student(
         t_lm, None if student is None else str(student), student_layers
     )

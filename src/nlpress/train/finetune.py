@@ -116,7 +116,7 @@ def finetune(
     split = heldout_split(len(d), eval_split, cfg.seed)
     id2label, _ = _label_maps(d)
     clf, tok = load_classifier(path, id2label)
-    check_max_length(cfg.max_length, clf.config, tok)
+    cfg = check_max_length(cfg, clf.config)
     sub_train = _subset_view(d, split.train)
     evaluate = None
     if split.heldout:

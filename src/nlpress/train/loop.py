@@ -57,7 +57,8 @@ class TrainConfig(BaseModel):
 
     epochs: int = Field(3, ge=1)  # 3: the usual GLUE fine-tuning length (BERT paper)
     batch_size: int = Field(32, ge=1)  # global rows per micro-batch, split over processes
-    lr: float = Field(5e-5, gt=0)  # 5e-5: within BERT's recommended 2e-5..5e-5
+    # 5e-5: within BERT's recommended 2e-5..5e-5; above 1, AdamW's steps overflow float32
+    lr: float = Field(5e-5, gt=0, le=1.0)
     weight_decay: float = Field(0.01, ge=0)  # AdamW decay as in BERT/DistilBERT training
     warmup_ratio: float = Field(0.06, ge=0, lt=1)  # 6% linear warm-up (RoBERTa recipe)
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
