@@ -38,7 +38,7 @@ def test_yaml_alias_bomb_is_refused_fast_and_briefly(
     t0 = time.perf_counter()
     r = cli("compress", "--model", tiny_classifier, "--recipe", rcp, "--out", tmp_path / "o", *fast)
     assert time.perf_counter() - t0 < 20
-    line = user_error(r, "expands to more than")
+    user_error(r, "expands to more than")
     assert len(r.err) < 1000, len(r.err)
     assert not (tmp_path / "o").exists()
 
