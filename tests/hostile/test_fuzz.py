@@ -21,6 +21,8 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 SEED = int(os.environ.get("NLPRESS_FUZZ_SEED", "0"))
 BUDGET = float(os.environ.get("NLPRESS_FUZZ_SECONDS", "150"))
 PER_KIND = {"model": 90, "data": 110, "recipe": 90, "artifact": 90}
@@ -216,6 +218,7 @@ def gen_recipe(r: random.Random, model: Path, work: Path, i: int, sst: Path):
 
 
 def gen_artifact(r: random.Random, art: Path, work: Path, i: int, sst: Path):
+    art = r.choice([art, *TORCH_ART])  # the ONNX artifact, or the PyTorch dynamic-int8 one
     a = work / f"art{i}"
     shutil.copytree(art, a)
     what = []
@@ -278,19 +281,35 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 MODEL: list[Path] = []  # the tiny classifier's folder, set by the test
+TORCH_ART: list[Path] = []  # a PyTorch artifact of it, set by the test
 
 
 class _Accepted(Exception):
     """Raised where compress would load the model: the recipe passed every check."""
 
 
-def test_fuzz_cli(tiny_classifier, cls_artifact, tmp_path, capsys, monkeypatch, record_property):
+@pytest.fixture(scope="module")
+def torch_artifact(tiny_classifier, tmp_path_factory) -> Path:
+    import nlpress
+    from nlpress.bench.harness import BenchConfig
+
+    out = tmp_path_factory.mktemp("fuzz-torch") / "art"
+    bench = BenchConfig(rounds=1, seq_len=8, progress=False)
+    nlpress.compress(tiny_classifier, "text-classification", None, "int8-torch", out, limit=4,
+                     bench=bench, memory=False, progress=False)  # fmt: skip
+    return out
+
+
+def test_fuzz_cli(
+    tiny_classifier, cls_artifact, torch_artifact, tmp_path, capsys, monkeypatch, record_property
+):
     from nlpress.cli import main
     from nlpress.models import loader
 
     work = tmp_path / "fuzz"
     work.mkdir()
     MODEL[:] = [Path(tiny_classifier)]
+    TORCH_ART[:] = [Path(torch_artifact)]
     sst = tmp_path / "sst.tsv"
     sst.write_text(
         "sentence\tlabel\nthe movie was good\t1\na bad film\t0\ngreat fun\t1\nboring\t0\n"
@@ -298,7 +317,7 @@ def test_fuzz_cli(tiny_classifier, cls_artifact, tmp_path, capsys, monkeypatch, 
     canary = tmp_path / "canary"
     canary.mkdir()
     (canary / "precious.txt").write_text("do not touch")
-    guarded = {p: _digest(p) for p in (Path(tiny_classifier), Path(cls_artifact), canary)}
+    guarded = {p: _digest(p) for p in (tiny_classifier, cls_artifact, torch_artifact, canary)}
     sst_before = sst.read_bytes()
 
     r = random.Random(SEED)

@@ -46,6 +46,17 @@ def load(
     return torch_predictor_from_loaded(lm, "pytorch-fp32", files, threads)
 
 
+def _warn_portability(meta: dict, pred: OrtPredictor) -> None:
+    import logging
+
+    from nlpress.runtime.isa import check_int8_portability
+
+    profile = pred.compute_profile() or {}
+    warning = check_int8_portability(meta, profile.get("format") == "int8")
+    if warning:
+        logging.getLogger(__name__).warning(warning)
+
+
 def _load_artifact(p: Path, threads: int, spin: bool = True, verify: bool = False) -> Predictor:
     from nlpress.artifact import check_meta, verify_files
     from nlpress.models.loader import load_tokenizer
@@ -68,7 +79,9 @@ def _load_artifact(p: Path, threads: int, spin: bool = True, verify: bool = Fals
     if not model_file.is_file():
         raise NlpressError(f"{p} lacks its model file {model_file.name}; rebuild the artifact")
     if meta["backend"] == "onnxruntime":
-        return OrtPredictor(model_file, threads=threads, spin=spin, **common)
+        pred = OrtPredictor(model_file, threads=threads, spin=spin, **common)
+        _warn_portability(raw, pred)
+        return pred
     if threads:
         import torch
 

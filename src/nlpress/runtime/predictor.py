@@ -8,6 +8,7 @@ and the evaluator use the same ``tokenize``/``forward`` pair, so what is measure
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -60,6 +61,10 @@ class Predictor:
             max_length,
             threads,
         )
+
+    def compute_profile(self) -> dict | None:
+        """Multiply-adds per token and GEMM format, for the fraction of peak; None: unknown."""
+        return None
 
     # -- the two calls the harness and evaluator use -------------------------------------------
     def tokenize(
@@ -213,6 +218,7 @@ class OrtPredictor(Predictor):
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         configure_int8_session(so, exact=exact_int8)
+        self.onnx_path = Path(onnx_path)
         try:
             self.session = ort.InferenceSession(
                 str(onnx_path), so, providers=providers or _providers()
@@ -246,6 +252,22 @@ class OrtPredictor(Predictor):
                 ) from e
             raise
 
+    def compute_profile(self) -> dict | None:
+        """Multiply-adds per token and GEMM format (:mod:`nlpress.bench.peak`)."""
+        from nlpress.bench.peak import onnx_profile
+
+        from nlpress.guards import read_json
+
+        cfg = self.onnx_path.parent / "config.json"
+        try:
+            config = (
+                read_json(cfg, "model config", "repair it", kind=None) if cfg.is_file() else None
+            )
+            return onnx_profile(self.onnx_path, config if isinstance(config, dict) else None)
+        except (OSError, ValueError, TypeError, NlpressError) as e:  # a hint only: never fatal
+            log.debug("no operation count for %s: %s", self.onnx_path, e)
+            return None
+
 
 class TorchPredictor(Predictor):
     backend = "pytorch"
@@ -262,6 +284,14 @@ class TorchPredictor(Predictor):
         with torch.inference_mode():
             out = self.module(**{n: torch.from_numpy(batch[n]) for n in self.input_names})
         return out.float().numpy()
+
+    def compute_profile(self) -> dict | None:
+        """Multiply-adds per token and GEMM format (:mod:`nlpress.bench.peak`)."""
+        from nlpress.bench.peak import torch_profile
+
+        model = getattr(self.module, "model", self.module)
+        config = getattr(model, "config", None)
+        return torch_profile(model, config.to_dict() if config is not None else None)
 
 
 def _physical_cores() -> int:
