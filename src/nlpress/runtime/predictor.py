@@ -8,7 +8,6 @@ and the evaluator use the same ``tokenize``/``forward`` pair, so what is measure
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -255,7 +254,6 @@ class OrtPredictor(Predictor):
     def compute_profile(self) -> dict | None:
         """Multiply-adds per token and GEMM format (:mod:`nlpress.bench.peak`)."""
         from nlpress.bench.peak import onnx_profile
-
         from nlpress.guards import read_json
 
         cfg = self.onnx_path.parent / "config.json"
