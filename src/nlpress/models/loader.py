@@ -191,7 +191,7 @@ def detect_task(path: Path, config: dict) -> str:
 
 def sentence_transformers_pooling(path: Path) -> tuple[str, bool]:
     """(pooling mode, normalize) from a sentence-transformers folder; mean pooling otherwise."""
-    from nlpress.artifact import inside
+    from nlpress.artifact_files import inside
     from nlpress.guards import read_json
 
     pooling, normalize = "mean", False
@@ -337,7 +337,7 @@ def check_float_weights(path: Path) -> None:
     files = [path / "model.safetensors"] if (path / "model.safetensors").is_file() else []
     index = path / "model.safetensors.index.json"
     if not files and index.is_file():
-        from nlpress.artifact import inside
+        from nlpress.artifact_files import inside
         from nlpress.guards import read_json
 
         wmap = read_json(index, "weights index", "re-save the model").get("weight_map") or {}
