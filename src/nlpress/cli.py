@@ -13,6 +13,7 @@ import logging
 import sys
 
 from nlpress.errors import NlpressError
+from nlpress.guards import one_line
 
 log = logging.getLogger("nlpress")
 
@@ -33,8 +34,10 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--text-pair-column", help="column holding the second text of a pair")
     p.add_argument("--label-column", help="column holding the label or score")
+    from nlpress.train.commands import positive_int
+
     p.add_argument(
-        "--limit", type=int, default=2000, help="use at most this many rows (default 2000)"
+        "--limit", type=positive_int, default=2000, help="use at most this many rows (default 2000)"
     )
 
 
@@ -67,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="built-in recipe (int8, int8-static, onnx, int8-fused-attention, int8-torch, bf16, "
         "int8-weight-only, int8-smoothquant, int4-rtn, int4-gptq, int4-awq, prune-structured, "
         "magnitude-50, magnitude-2:4, magnitude-90-gradual, wanda-50, sparsegpt-50, wanda-2:4, "
-        "sparsegpt-2:4) or a YAML file",
+        "sparsegpt-2:4, int8-qat) or a YAML file",
     )
     c.add_argument(
         "--calib",
@@ -161,12 +164,19 @@ def _columns(a) -> dict:
 
 
 def _bench_cfg(a):
-    from nlpress.bench.harness import BenchConfig
+    from nlpress.bench.harness import MAX_BATCH, MAX_SEQ_LEN, BenchConfig
 
     if a.rounds < 1 or a.batch_size < 1 or (a.seq_len is not None and a.seq_len < 2):
         raise NlpressError("--rounds and --batch-size must be >= 1 and --seq-len >= 2")
-    if a.threads < 0:
-        raise NlpressError(f"--threads must be >= 0 (0: one per physical core), got {a.threads}")
+    if a.batch_size > MAX_BATCH or (a.seq_len or 0) > MAX_SEQ_LEN or a.rounds > 1000:
+        raise NlpressError(
+            f"--batch-size must be at most {MAX_BATCH}, --seq-len at most {MAX_SEQ_LEN} and "
+            f"--rounds at most 1000 (got {a.batch_size}, {a.seq_len}, {a.rounds}); lower them"
+        )
+    if not 0 <= a.threads <= 1024:
+        raise NlpressError(
+            f"--threads must be from 0 to 1024 (0: one per physical core), got {a.threads}"
+        )
     return BenchConfig(
         batch_size=a.batch_size, seq_len=a.seq_len, rounds=a.rounds, progress=a.progress
     )
@@ -370,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return 2
     json_output = bool(getattr(args, "json", False))
     configure_logging(args.quiet, args.verbose, json_output)
@@ -381,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         disable_progress_bars()
     try:
         return COMMANDS[args.command](args)
-    except NlpressError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except NlpressError as e:  # one line, however the message was built
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)

@@ -25,9 +25,9 @@ def bench(
 
     cfg = cfg or BenchConfig()
     spin = vs is None  # two models share the cores: idle ORT threads must not busy-wait
-    preds = {"model": load(model, threads=threads, task=task, spin=spin)}
+    preds = {"model": load(model, threads=threads, task=task, spin=spin, verify=True)}
     if vs is not None:
-        preds["vs"] = load(vs, threads=threads, task=preds["model"].task, spin=spin)
+        preds["vs"] = load(vs, threads=threads, task=preds["model"].task, spin=spin, verify=True)
     t = preds["model"].task
     columns = {
         "text_column": text_column,

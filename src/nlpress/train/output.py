@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpress.artifact import FORMAT_VERSION, META, write_json
+from nlpress.errors import NlpressError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def finish(kind: str, out: Path, force: bool, model: tuple, head: dict, result, 
 
     module, tokenizer, task, source = model
     module.eval()
+    check_finite(module)
     metrics = {
         "kind": kind,
         **head,
@@ -65,9 +67,34 @@ def finish(kind: str, out: Path, force: bool, model: tuple, head: dict, result, 
         from nlpress.hub import prepare_for_hub
 
         prepare_for_hub(tmp, Path(source), out.name)
-    # the artifact is written: its resumable checkpoints (optimizer state included) can go
-    shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
+    # the artifact is written: its resumable checkpoints (optimizer state included) can go, if
+    # nlpress made the folder (a folder of the same name that someone else made is never removed)
+    from nlpress.train.loop import made_by_nlpress
+
+    if made_by_nlpress(checkpoint_dir(out)):
+        shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
     return Artifact(out, metrics)
+
+
+def check_finite(module) -> None:
+    """Trained weights with NaN or inf in them are an error, not an artifact."""
+    import torch
+
+    for name, p in module.state_dict().items():
+        if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+            raise NlpressError(
+                f"training left non-finite values (NaN/inf) in {name}; nothing was written. "
+                "Lower --lr or check the data"
+            )
+
+
+def check_targets(out: Path, force: bool) -> None:
+    """The artifact folder and its checkpoint folder may be written, checked before any work."""
+    from nlpress.artifact import check_target
+    from nlpress.train.loop import check_checkpoint_dir
+
+    check_target(out, force)
+    check_checkpoint_dir(checkpoint_dir(out))
 
 
 def save_model_folder(tmp: Path, model, tokenizer, task: str, source: Path, recipe: str) -> dict:
