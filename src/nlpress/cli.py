@@ -38,6 +38,16 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _device_arg(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default=default,
+        help="run on the CPU or a CUDA GPU (PyTorch CUDA, ONNX Runtime's CUDA provider)"
+        + (f" (default {default})" if default else " (default: the artifact's own, else cpu)"),
+    )
+
+
 def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=7, help="interleaved benchmark rounds (default 7)")
     p.add_argument("--batch-size", type=int, default=32, help="throughput batch size (default 32)")
@@ -64,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--recipe",
         default="int8",
-        help="built-in recipe (int8, int8-static, onnx, int8-fused-attention, int8-torch, bf16, "
+        help="built-in recipe (int8, int8-static, onnx, int8-fused-attention, int8-torch, "
+        "openvino, int8-openvino, int8-auto, bf16, "
         "int8-weight-only, int8-smoothquant, int4-rtn, int4-gptq, int4-awq, prune-structured, "
         "magnitude-50, magnitude-2:4, magnitude-90-gradual, wanda-50, sparsegpt-50, wanda-2:4, "
         "sparsegpt-2:4) or a YAML file",
@@ -95,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-remote-code", action="store_true", help="allow the model's own Python code"
     )
     c.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    _device_arg(c, "cpu")
     _data_args(c)
     _bench_args(c)
 
@@ -105,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--task", choices=["text-classification", "sentence-embedding", "causal-lm"])
     e.add_argument("--vs", help="reference model or artifact to measure fidelity against")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    _device_arg(e, None)
     _data_args(e)
 
     b = sub.add_parser(
@@ -115,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--task", choices=["text-classification", "sentence-embedding", "causal-lm"])
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     b.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    _device_arg(b, None)
     _data_args(b)
     _bench_args(b)
     from nlpress.train.commands import add_commands  # finetune, distill (no heavy imports)
@@ -167,6 +181,7 @@ def cmd_compress(a) -> int:
         memory=not a.no_memory,
         progress=not a.json,
         trust_remote_code=a.trust_remote_code,
+        device=a.device,
         **_columns(a),
     )
     if a.json:
@@ -186,7 +201,14 @@ def cmd_eval(a) -> int:
     from nlpress.evaluate.api import evaluate
 
     res = evaluate(
-        a.model, a.data, task=a.task, vs=a.vs, limit=a.limit, progress=not a.json, **_columns(a)
+        a.model,
+        a.data,
+        task=a.task,
+        vs=a.vs,
+        limit=a.limit,
+        progress=not a.json,
+        device=a.device,
+        **_columns(a),
     )
     if a.json:
         print(json.dumps(res, default=str))
@@ -214,6 +236,7 @@ def cmd_bench(a) -> int:
         threads=a.threads,
         memory=not a.no_memory,
         limit=a.limit,
+        device=a.device,
         **_columns(a),
     )
     if a.json:

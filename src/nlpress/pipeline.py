@@ -32,6 +32,7 @@ from nlpress.errors import NlpressError
 from nlpress.recipe import (
     CastConfig,
     ExportOnnxConfig,
+    ExportOpenVinoConfig,
     OrtOptimizeConfig,
     PruneGradualConfig,
     PruneMagnitudeConfig,
@@ -40,10 +41,12 @@ from nlpress.recipe import (
     PruneStructuredConfig,
     PruneWandaConfig,
     QuantizeDynamicInt8Config,
+    QuantizeOpenVinoInt8Config,
     QuantizeStaticInt8Config,
     QuantizeWeightOnlyConfig,
     Recipe,
     RecoverConfig,
+    SelectBackendConfig,
     SmoothQuantConfig,
     load_recipe,
 )
@@ -72,6 +75,9 @@ class _State:
     tmp: Path
     sample: dict
     onnx: Path | None = None
+    openvino: Path | None = None  # model.xml of an OpenVINO IR (export-openvino, select-backend)
+    openvino_precision: str = "f32"
+    device: str = "cpu"  # where the artifact runs (--device), recorded in nlpress.json
     torch_model: Any = None
     weights_format: str = "dynamic-int8"  # how torch_model is saved: "dynamic-int8" or "hf"
     tokenize: Any = None  # texts -> int64 numpy batch, the baseline's tokenizer
@@ -184,6 +190,24 @@ def _step_recover(st: _State, cfg: RecoverConfig) -> dict:
     return step_recover(st, cfg)
 
 
+def _step_export_openvino(st: _State, cfg: ExportOpenVinoConfig) -> dict:
+    from nlpress.export.openvino import step_export_openvino
+
+    return step_export_openvino(st, cfg)
+
+
+def _step_quantize_openvino(st: _State, cfg: QuantizeOpenVinoInt8Config) -> dict:
+    from nlpress.quantize.openvino import step_quantize_openvino
+
+    return step_quantize_openvino(st, cfg)
+
+
+def _step_select_backend(st: _State, cfg: SelectBackendConfig) -> dict:
+    from nlpress.bench.select import step_select_backend
+
+    return step_select_backend(st, cfg)
+
+
 HANDLERS = {
     ExportOnnxConfig: _step_export,
     OrtOptimizeConfig: _step_optimize,
@@ -199,6 +223,9 @@ HANDLERS = {
     RecoverConfig: _step_recover,
     PruneWandaConfig: _step_prune,
     PruneSparseGPTConfig: _step_prune,
+    ExportOpenVinoConfig: _step_export_openvino,
+    QuantizeOpenVinoInt8Config: _step_quantize_openvino,
+    SelectBackendConfig: _step_select_backend,
 }
 
 
@@ -225,12 +252,16 @@ def _calibration_texts(
         ),
         default=0,
     )
+    from nlpress.quantize.openvino import calib_samples_wanted
+
+    wanted = max(wanted, calib_samples_wanted(rcp.steps))
     if not wanted and needs_lm_calib(rcp):
         return lm_calibration_texts(rcp, task, calib, columns, bench_texts)
     if not wanted:
         if calib is not None:
             raise NlpressError(
-                "--calib is used by quantize-static-int8, GPTQ/AWQ/SmoothQuant and "
+                "--calib is used by quantize-static-int8, quantize-openvino-int8, "
+                "select-backend, GPTQ/AWQ/SmoothQuant and "
                 f"activation-scored pruning only; recipe {rcp.name!r} has none "
                 "(try --recipe int8-static or int4-gptq)"
             )
@@ -260,6 +291,7 @@ def _read_calib(calib, task: str, columns: dict, limit: int) -> list:
 def _finalize_model(st: _State, recipe: Recipe) -> dict:
     from nlpress.models.task_module import model_input_names
     from nlpress.quantize.torch_io import save_dynamic_int8
+    from nlpress.runtime.device import isa_record
     from nlpress.runtime.predictor import _max_len
 
     lm = st.lm
@@ -273,8 +305,15 @@ def _finalize_model(st: _State, recipe: Recipe) -> dict:
         "id2label": lm.id2label,
         "max_length": _max_len(lm.model.config, lm.tokenizer),
         "recipe": recipe.name,
+        "device": st.device,
+        "isa": isa_record(),  # the CPU it was built and measured on
     }
-    if st.onnx is not None:
+    if st.openvino is not None:
+        from nlpress.export.openvino import finalize_ir
+
+        st.current().config.save_pretrained(st.tmp)
+        meta.update(finalize_ir(st, recipe.name))
+    elif st.onnx is not None:
         st.onnx.rename(st.tmp / "model.onnx")
         st.current().config.save_pretrained(st.tmp)
         meta.update(
@@ -327,6 +366,7 @@ def compress(
     memory: bool = True,
     progress: bool = True,
     trust_remote_code: bool = False,
+    device: str = "cpu",
 ) -> Artifact:
     """Compress ``model`` with ``recipe`` into the artifact folder ``out`` and measure it.
 
@@ -334,6 +374,7 @@ def compress(
     the evaluation texts are used, and the step's info in metrics.json says so.
     ``min_fidelity`` turns on mixed precision in the recipe's int8 step (see
     :mod:`nlpress.quantize.mixed`).
+    ``device`` "cuda" runs the baseline and the result on the GPU (:mod:`nlpress.runtime.device`).
     """
     from nlpress.models.loader import detect_task, load_model, read_config, resolve_model_path
     from nlpress.runtime.predictor import torch_predictor_from_loaded
@@ -345,6 +386,9 @@ def compress(
         from nlpress.quantize.mixed import with_min_fidelity
 
         rcp = with_min_fidelity(rcp, min_fidelity)
+    from nlpress.runtime.device import check_recipe_runtimes
+
+    check_recipe_runtimes(rcp.steps, device)  # a missing GPU or OpenVINO fails here, not late
     # cheap checks first (model folder and config, then the data), the slow weight load last
     path = resolve_model_path(model)
     task = task or detect_task(path, read_config(path))
@@ -371,7 +415,7 @@ def compress(
         st = _State(lm, tmp, sample, tokenize=baseline.tokenize)
         st.calib_texts, st.calib_source = calib_texts, calib_source
         st.fidelity_texts, st.progress = bench_texts, progress
-        st.data = data
+        st.data, st.device = data, device
         for cfg in _progress(rcp.steps, progress):
             name = type(cfg).__name__
             t0 = time.perf_counter()
@@ -390,7 +434,11 @@ def compress(
 
         # no busy-waiting ORT threads: they would steal the cores from the PyTorch baseline
         # measured in the same process and flatter the ratio
-        result = load(tmp, spin=False)
+        result = load(tmp, spin=False, device=device)
+        baseline.to(device)
+        if device != "cpu" and memory:
+            log.info("peak memory is measured for CPU runs only; skipped on %s", device)
+            memory = False
         metrics = _measure(
             baseline, result, lm, tmp, eval_data, bench_texts, bench, memory, progress
         )

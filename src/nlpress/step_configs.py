@@ -111,6 +111,91 @@ class QuantizeStaticInt8Config(StepConfig):
     ranking: Literal["auto", "quantize-one", "keep-one"] = "auto"
 
 
+class ExportOpenVinoConfig(StepConfig):
+    """The model as OpenVINO IR (model.xml + model.bin), run on OpenVINO's CPU plugin."""
+
+    # pytorch: openvino.convert_model on the PyTorch model, which matched PyTorch within 2e-7 on
+    #   the tiny test BERT (and needs no ONNX step); onnx: read the export-onnx output, which
+    #   matched within 4.5e-4 there. It must be the plain export: ort-optimize writes ONNX
+    #   Runtime's own fused ops, which OpenVINO cannot read.
+    source: Literal["pytorch", "onnx"] = "pytorch"
+    # f32: the model's own precision on every CPU (OpenVINO would pick bf16 by itself on AMX
+    # CPUs); bf16 is faster where the CPU has AVX-512 BF16 or AMX, at a fidelity cost
+    precision: Literal["f32", "bf16"] = "f32"
+    validate_export: bool = True
+    # max |OpenVINO - PyTorch| on the validation batch: 2x the ONNX frontend's 4.5e-4 above
+    atol: float = Field(1e-3, gt=0, le=1.0)
+
+
+class QuantizeOpenVinoInt8Config(StepConfig):
+    """OpenVINO int8 by NNCF (nlpress.quantize.openvino)."""
+
+    # static: NNCF post-training quantization (nncf.quantize), int8 weights and activations with
+    #   ranges calibrated on --calib texts; weights: NNCF weight compression
+    #   (nncf.compress_weights), int8 weights with fp32 compute, no calibration. On a Zen 3,
+    #   static reached mean / min cosine 0.9959 / 0.987 on MiniLM, weights 0.9996 / 0.9989 (#13).
+    mode: Literal["static", "weights"] = "static"
+    # mixed: symmetric weights, asymmetric activations; NNCF's own choice for transformers, whose
+    # activations (after GELU, softmax) are far from symmetric
+    preset: Literal["mixed", "performance"] = "mixed"
+    # calibration texts, one per NNCF sample: NNCF's default subset_size of 300
+    num_samples: int = Field(300, ge=8, le=100_000)
+    fast_bias_correction: bool = True  # NNCF's default; the full one is far slower
+    # 7-bit weights where int8 pair sums could saturate on CPUs without VNNI: NNCF's default
+    # first_layer applies it to the first layer only (its docs: enable costs accuracy elsewhere)
+    overflow_fix: Literal["first_layer", "enable", "disable"] = "first_layer"
+    # weights mode: asymmetric int8 (a zero point per channel) is NNCF's default and the more
+    # accurate of its two int8 formats
+    symmetric_weights: bool = False
+
+
+SELECT_CANDIDATES = ("onnxruntime-int8", "openvino-int8", "openvino-int8-weights")
+
+
+class SelectBackendConfig(StepConfig):
+    """Build int8 candidates on several runtimes, keep the fastest faithful one (bench.select)."""
+
+    # onnxruntime-int8: quantize-dynamic-int8 then ort-optimize (the int8 recipe);
+    # openvino-int8 / openvino-int8-weights: quantize-openvino-int8 in static / weights mode.
+    # All three by default: which one is fastest at the fidelity bar depends on the CPU.
+    candidates: list[Literal["onnxruntime-int8", "openvino-int8", "openvino-int8-weights"]] = Field(
+        default_factory=lambda: list(SELECT_CANDIDATES), min_length=1
+    )
+    # The fidelity bar, measured against the fp32 PyTorch model. Embeddings: the issue's mean /
+    # minimum cosine (0.995 / 0.98: ORT's AVX2 int8 of MiniLM, 0.9922 / 0.9761, fails it).
+    min_cosine_mean: float = Field(0.995, gt=0.0, le=1.0)
+    min_cosine_min: float = Field(0.98, gt=0.0, le=1.0)
+    # Classifiers and LMs: top-1 agreement. int8 that flips more than 1 prediction in 100 shows up
+    # in accuracy; that is a fidelity loss a user should choose, not get by default.
+    min_top1_agreement: float = Field(0.99, gt=0.0, le=1.0)
+    # texts the fidelity is measured on (the evaluation texts): 1,000 gives a minimum cosine that
+    # no longer moves much, in well under a minute per candidate for MiniLM
+    fidelity_samples: int = Field(1000, ge=8, le=100_000)
+    # the interleaved benchmark that decides: 5 rounds of batch 32 at the data's lengths (what
+    # users run), fewer rounds than the report's own 7 since it only has to rank
+    rounds: int = Field(5, ge=1, le=100)
+    batch_size: int = Field(32, ge=1, le=4096)
+    seq_len: int | None = Field(None, ge=2, le=8192)
+    # when no candidate meets the bar: keep the most faithful one (and say so), or fail
+    if_none_pass: Literal["most-faithful", "error"] = "most-faithful"
+    onnxruntime: QuantizeDynamicInt8Config = Field(default_factory=QuantizeDynamicInt8Config)
+    openvino: QuantizeOpenVinoInt8Config = Field(default_factory=QuantizeOpenVinoInt8Config)
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"candidates repeat a name: {v}")
+        return v
+
+    @field_validator("onnxruntime")
+    @classmethod
+    def _plain_ort(cls, v: QuantizeDynamicInt8Config) -> QuantizeDynamicInt8Config:
+        if v.backend != "onnxruntime" or v.min_fidelity is not None:
+            raise ValueError("the onnxruntime candidate takes backend onnxruntime, no min_fidelity")
+        return v
+
+
 class CastConfig(StepConfig):
     # bf16 runs on CPUs with AVX-512 BF16 or AMX (oneDNN kernels; about 2x fp32 GEMM speed on
     # this project's CPU); fp16 is for GPUs only, where it is the native fast path.
@@ -306,6 +391,9 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "recover": RecoverConfig,
     "prune-wanda": PruneWandaConfig,
     "prune-sparsegpt": PruneSparseGPTConfig,
+    "export-openvino": ExportOpenVinoConfig,
+    "quantize-openvino-int8": QuantizeOpenVinoInt8Config,
+    "select-backend": SelectBackendConfig,
 }
 PRUNE_STEPS = (
     PruneMagnitudeConfig,
