@@ -76,7 +76,7 @@ class _State:
     sample: dict
     onnx: Path | None = None
     openvino: Path | None = None  # model.xml of an OpenVINO IR (export-openvino, select-backend)
-    openvino_precision: str = "f32"
+    openvino_meta: dict = field(default_factory=dict)  # how to run it: precision, int8 format
     device: str = "cpu"  # where the artifact runs (--device), recorded in nlpress.json
     torch_model: Any = None
     weights_format: str = "dynamic-int8"  # how torch_model is saved: "dynamic-int8" or "hf"

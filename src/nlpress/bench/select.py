@@ -171,11 +171,11 @@ def step_select_backend(st, cfg: SelectBackendConfig) -> dict:
         )
     winner, met = choose(st.lm.task, rows, cfg)
     del preds, ref
-    _keep(st, winner, files, folder)
+    _keep(st, winner, files, build, folder)
     return _info(st.lm.task, rows, winner, met, cfg, speed[winner])
 
 
-def _keep(st, winner: str, files: dict[str, list[Path]], folder: Path) -> None:
+def _keep(st, winner: str, files: dict[str, list[Path]], build: dict, folder: Path) -> None:
     """The winner's files become the state's model; the plain export and the rest are removed."""
     if winner == "onnxruntime-int8":
         st.onnx.unlink()
@@ -186,7 +186,10 @@ def _keep(st, winner: str, files: dict[str, list[Path]], folder: Path) -> None:
             st.onnx = None
         xml = files[winner][0]
         xml.with_suffix(".bin").rename(st.tmp / "model.select.bin")
-        st.openvino, st.openvino_precision = xml.rename(st.tmp / "model.select.xml"), "f32"
+        st.openvino = xml.rename(st.tmp / "model.select.xml")
+        st.openvino_meta = {"precision": "f32"}
+        if "overflow_fix" in build[winner]:
+            st.openvino_meta["overflow_fix"] = build[winner]["overflow_fix"]
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -129,7 +129,7 @@ def step_export_openvino(st, cfg: ExportOpenVinoConfig) -> dict:
     if st.onnx is not None and cfg.source == "onnx":
         st.onnx.unlink()  # read into the IR; the artifact is the OpenVINO model
         st.onnx = None
-    st.openvino, st.openvino_precision = xml, cfg.precision
+    st.openvino, st.openvino_meta = xml, {"precision": cfg.precision}
     return info
 
 
@@ -147,7 +147,8 @@ def finalize_ir(st, recipe_name: str) -> dict:
     return {
         "backend": "openvino",
         "model_file": MODEL_FILE,
-        "precision": st.openvino_precision,
+        "precision": "f32",
+        **st.openvino_meta,
         "openvino": openvino_version(),
         "name": f"openvino-{recipe_name}",
     }

@@ -35,6 +35,15 @@ log = logging.getLogger(__name__)
 _OVERFLOW = {"first_layer": "FIRST_LAYER", "enable": "ENABLE", "disable": "DISABLE"}
 
 
+def resolve_overflow_fix(choice: str, flags: frozenset[str] | None = None) -> str:
+    """``auto``: 7-bit weights everywhere where U8S8 pairs saturate (no VNNI), none elsewhere."""
+    from nlpress.runtime.isa import u8s8_saturates
+
+    if choice != "auto":
+        return choice
+    return "enable" if u8s8_saturates(flags) else "disable"
+
+
 def calibration_samples(
     texts: Sequence, tokenize: Callable[[list], dict[str, np.ndarray]], input_names: list[str]
 ) -> list[dict[str, np.ndarray]]:
@@ -71,6 +80,7 @@ def quantize_openvino(
                 OverflowFix,
             )
 
+            overflow = resolve_overflow_fix(cfg.overflow_fix)
             q = nncf.quantize(
                 model,
                 nncf.Dataset(samples),
@@ -79,14 +89,14 @@ def quantize_openvino(
                 subset_size=len(samples),
                 fast_bias_correction=cfg.fast_bias_correction,
                 advanced_parameters=AdvancedQuantizationParameters(
-                    overflow_fix=getattr(OverflowFix, _OVERFLOW[cfg.overflow_fix])
+                    overflow_fix=getattr(OverflowFix, _OVERFLOW[overflow])
                 ),
             )
             info = {
                 "mode": "static",
                 "preset": cfg.preset,
                 "calibration_samples": len(samples),
-                "overflow_fix": cfg.overflow_fix,
+                "overflow_fix": overflow,
             }
     counts = int8_counts(q)
     if not any(counts.values()):
@@ -138,6 +148,8 @@ def step_quantize_openvino(st, cfg: QuantizeOpenVinoInt8Config) -> dict:
     for f in ir_files(st.openvino):
         f.unlink()
     st.openvino = dst
+    if "overflow_fix" in info:  # recorded in nlpress.json: the load-time ISA check reads it
+        st.openvino_meta["overflow_fix"] = info["overflow_fix"]
     if samples is not None:
         info["calibration_source"] = st.calib_source
     return info

@@ -91,8 +91,9 @@ def _load_artifact(
             p / meta["model_file"], threads=threads, spin=spin, device=device, **common
         )
     if meta["backend"] == "openvino":
-        from nlpress.runtime.openvino import OpenVinoPredictor
+        from nlpress.runtime.openvino import OpenVinoPredictor, warn_if_int8_saturates
 
+        warn_if_int8_saturates(meta, p)
         return OpenVinoPredictor(
             p / meta["model_file"],
             threads=threads,

@@ -122,6 +122,22 @@ class OpenVinoPredictor(Predictor):
         return np.asarray(res[self.compiled.outputs[0]])
 
 
+def warn_if_int8_saturates(meta: dict, path) -> bool:
+    """Warn when an int8 artifact tuned with full 8-bit weights (for a VNNI CPU) is loaded on a
+    CPU whose int8 pair sums saturate; True when it warned."""
+    from nlpress.runtime.isa import u8s8_saturates
+
+    if meta.get("overflow_fix") in ("disable", "first_layer") and u8s8_saturates():
+        log.warning(
+            "%s holds int8 weights tuned for a CPU with VNNI (overflow_fix %s); this CPU has none, "
+            "so its int8 sums can saturate and lose accuracy: rebuild the artifact on this machine",
+            path,
+            meta["overflow_fix"],
+        )
+        return True
+    return False
+
+
 def openvino_version() -> str | None:
     try:
         from importlib.metadata import version
