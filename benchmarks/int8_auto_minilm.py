@@ -40,15 +40,15 @@ STSB = ROOT.parent / "shared" / "data" / "stsb" / "train.tsv"
 CALIB = 300  # NNCF's default subset_size, as the OpenVINO docs run it
 
 
-def _texts(rows: int) -> tuple[list[str], list[str], Path | None]:
+def _texts(rows: int, stsb: Path) -> tuple[list[str], list[str], Path | None]:
     """(fidelity/benchmark sentences, calibration sentences, the data file for compress)."""
     from nlpress.data.readers import builtin_sentences, read_data
 
-    if STSB.is_file():
-        d = read_data(STSB, limit=rows + CALIB // 2)
+    if stsb.is_file():
+        d = read_data(stsb, limit=rows + CALIB // 2)
         a, b = list(d.texts), list(d.pairs or [])
         # the first `rows` pairs are measured on; the pairs after them calibrate
-        return a[:rows] + b[:rows], a[rows:] + b[rows:], STSB
+        return a[:rows] + b[:rows], a[rows:] + b[rows:], stsb
     s = list(builtin_sentences().texts)
     return s, s, None
 
@@ -122,6 +122,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1000, help="STS-B pairs: 2 x rows sentences")
     ap.add_argument("--select-rounds", type=int, default=5, help="rounds of select-backend")
     ap.add_argument("--artifact", type=Path, help="an int8-auto artifact to reuse")
+    ap.add_argument("--stsb", type=Path, default=STSB, help=f"STS-B train.tsv (default {STSB})")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("root").setLevel(logging.ERROR)
@@ -139,7 +140,8 @@ def run(tmp: Path, a) -> None:
     from nlpress.recipe import ExportOnnxConfig
     from nlpress.runtime.predictor import OrtPredictor, torch_predictor_from_loaded
 
-    texts, calib_texts, data = _texts(a.rows)
+    texts, calib_texts, data = _texts(a.rows, a.stsb)
+    print(f"data: {data or 'built-in sentences (no STS-B file)'}", flush=True)
     art = _int8_auto(a.artifact, tmp, data, a)
     lm = load_model("default")
     fp32 = torch_predictor_from_loaded(lm, "pytorch-fp32", [])
