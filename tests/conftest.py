@@ -9,6 +9,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the machine-peak cache (nlpress.bench.peak) of a test run lives in its own temporary folder
+if "NLPRESS_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["NLPRESS_CACHE_DIR"] = tempfile.mkdtemp(prefix="nlpress-test-cache-")
 
 WORDS = (
     "the a an is was good bad movie film great terrible plot actor story fun boring not very and "

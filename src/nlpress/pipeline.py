@@ -40,6 +40,7 @@ from nlpress.recipe import (
     PruneSparseGPTConfig,
     PruneStructuredConfig,
     PruneWandaConfig,
+    QatConfig,
     QuantizeDynamicInt8Config,
     QuantizeOpenVinoInt8Config,
     QuantizeStaticInt8Config,
@@ -90,6 +91,16 @@ class _State:
     pruning: dict = field(default_factory=dict)  # per-layer sparsity etc., for the report
     masks: dict = field(default_factory=dict)  # parameter name -> keep-mask, from pruning steps
     data: Any = None  # the --data file: what prune-gradual and recover train on by default
+
+    def release_model(self) -> None:
+        """Drop the steps' model once it is saved, and hand its memory back to the OS."""
+        import gc
+
+        from nlpress.calib.sequential import _release_freed_memory
+
+        self.torch_model, self.quantized = None, {}
+        gc.collect()
+        _release_freed_memory()
 
     def current(self):
         """The model as the steps so far left it (the baseline's own model is never changed)."""
@@ -184,6 +195,12 @@ def _step_gradual(st: _State, cfg: PruneGradualConfig) -> dict:
     return step_gradual(st, cfg)
 
 
+def _step_qat(st: _State, cfg: QatConfig) -> dict:
+    from nlpress.quantize.qat import step_qat
+
+    return step_qat(st, cfg)
+
+
 def _step_recover(st: _State, cfg: RecoverConfig) -> dict:
     from nlpress.prune.recover import step_recover
 
@@ -221,6 +238,7 @@ HANDLERS = {
     PruneStructuredConfig: _step_prune,
     PruneGradualConfig: _step_gradual,
     RecoverConfig: _step_recover,
+    QatConfig: _step_qat,
     PruneWandaConfig: _step_prune,
     PruneSparseGPTConfig: _step_prune,
     ExportOpenVinoConfig: _step_export_openvino,
@@ -291,7 +309,7 @@ def _read_calib(calib, task: str, columns: dict, limit: int) -> list:
 def _finalize_model(st: _State, recipe: Recipe) -> dict:
     from nlpress.models.task_module import model_input_names
     from nlpress.quantize.torch_io import save_dynamic_int8
-    from nlpress.runtime.device import isa_record
+    from nlpress.runtime.isa import built_on
     from nlpress.runtime.predictor import _max_len
 
     lm = st.lm
@@ -306,7 +324,7 @@ def _finalize_model(st: _State, recipe: Recipe) -> dict:
         "max_length": _max_len(lm.model.config, lm.tokenizer),
         "recipe": recipe.name,
         "device": st.device,
-        "isa": isa_record(),  # the CPU it was built and measured on
+        "built_on": built_on(),
     }
     if st.openvino is not None:
         from nlpress.export.openvino import finalize_ir
@@ -429,6 +447,7 @@ def compress(
                 }
             )
         _finalize_model(st, rcp)
+        st.release_model()  # written to disk and read back below: no second copy while measuring
         (tmp / "recipe.yaml").write_text(rcp.to_yaml())
         from nlpress.runtime import load
 

@@ -45,6 +45,7 @@ from nlpress.step_configs import (
     PruneSparseGPTConfig,
     PruneStructuredConfig,
     PruneWandaConfig,
+    QatConfig,
     QuantizeDynamicInt8Config,
     QuantizeOpenVinoInt8Config,
     QuantizeStaticInt8Config,
@@ -69,6 +70,7 @@ __all__ = [
     "PruneStructuredConfig",
     "PruneGradualConfig",
     "RecoverConfig",
+    "QatConfig",
     "PruneOneShotConfig",
     "PruneWandaConfig",
     "PruneSparseGPTConfig",
@@ -114,6 +116,15 @@ BUILTIN: dict[str, dict[str, Any]] = {
             {"export-onnx": {}},
             {"ort-optimize": {"mode": "transformers"}},
             {"quantize-dynamic-int8": {}},
+        ],
+    },
+    # quantization-aware training (distillation from the fp32 model), then plain int8
+    "int8-qat": {
+        "steps": [
+            {"qat": {}},
+            {"export-onnx": {}},
+            {"quantize-dynamic-int8": {}},
+            {"ort-optimize": {}},
         ],
     },
     "int8-torch": {"steps": [{"quantize-dynamic-int8": {"backend": "torch"}}]},
@@ -313,7 +324,30 @@ def _check_openvino(steps: tuple[StepConfig, ...]) -> None:
                 )
 
 
+def _check_qat(steps: tuple[StepConfig, ...]) -> None:
+    """qat trains the PyTorch model for ORT's dynamic int8: before export, and int8 after it."""
+    for i, s in enumerate(steps, 1):
+        if not isinstance(s, QatConfig):
+            continue
+        before = [STEP_NAMES[type(p)] for p in steps[: i - 1] if not isinstance(p, PRUNE_STEPS)]
+        before = [n for n in before if n != "recover"]
+        if before:
+            raise NlpressError(
+                f"recipe step {i} (qat) must come before {before[0]}; train with int8 "
+                "rounding first (after any pruning), then export and quantize"
+            )
+        if not any(
+            isinstance(p, QuantizeDynamicInt8Config) and p.backend == "onnxruntime"
+            for p in steps[i:]
+        ):
+            raise NlpressError(
+                f"recipe step {i} (qat) trains for ONNX Runtime's dynamic int8, so it needs "
+                "export-onnx and quantize-dynamic-int8 after it (see the built-in int8-qat)"
+            )
+
+
 def _check_order(steps: tuple[StepConfig, ...]) -> None:
+    _check_qat(steps)
     _check_openvino(steps)
     _check_recover(steps)
     _check_prune_order(steps)

@@ -354,6 +354,19 @@ class RecoverConfig(_TrainStepFields):
     method: Literal["distill", "finetune"] = "distill"
 
 
+class QatConfig(_TrainStepFields):
+    """Quantization-aware training for dynamic int8 (nlpress.quantize.qat); needs a later
+    quantize-dynamic-int8 step, which then quantizes the trained weights as usual."""
+
+    # distill: the fp32 model is the teacher, so unlabelled text is enough (embeddings, LMs' kin)
+    method: Literal["distill", "finetune"] = "distill"
+    # QAT moves trained weights a little: BERT QAT papers fine-tune at 1e-5..2e-5 (Q8BERT), below
+    # the 5e-5 of full fine-tuning, so the fp32 solution is kept while rounding error is trained out
+    lr: float = Field(2e-5, gt=0)
+    # optimizer steps: on MiniLM a few hundred steps of 32 sentences take minutes on 2 cores
+    max_steps: int | None = Field(300, ge=1)
+
+
 class PruneOneShotConfig(StepConfig):
     """Shared keys of the calibrated one-shot LLM pruners (nlpress.prune.oneshot)."""
 
@@ -401,6 +414,7 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "prune-structured": PruneStructuredConfig,
     "prune-gradual": PruneGradualConfig,
     "recover": RecoverConfig,
+    "qat": QatConfig,
     "prune-wanda": PruneWandaConfig,
     "prune-sparsegpt": PruneSparseGPTConfig,
     "export-openvino": ExportOpenVinoConfig,

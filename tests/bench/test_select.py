@@ -88,7 +88,9 @@ def test_int8_auto_records_the_choice(tiny_classifier, sst_file, tmp_path):
         assert info["winner"] == max(passing, key=lambda k: info["candidates"][k]["throughput"])
     meta = json.loads((out / "nlpress.json").read_text())
     backend = "onnxruntime" if info["winner"] == "onnxruntime-int8" else "openvino"
-    assert meta["backend"] == backend and meta["isa"]["int8_kernel"] == info["isa"]["int8_kernel"]
+    assert (
+        meta["backend"] == backend and meta["built_on"]["int8_kernel"] == info["isa"]["int8_kernel"]
+    )
     assert not (out / "candidates").exists() and not list(out.glob("model.select*"))
     report = (out / "report.md").read_text()
     assert "## Backend selection" in report and info["winner"] in report

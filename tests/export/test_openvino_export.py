@@ -43,7 +43,7 @@ def test_int8_openvino_round_trip(tiny_bert, tmp_path):
     meta = json.loads((out / "nlpress.json").read_text())
     assert meta["backend"] == "openvino" and meta["precision"] == "f32"
     assert meta["overflow_fix"] in ("enable", "disable") and meta["device"] == "cpu"
-    assert meta["isa"]["int8_kernel"]
+    assert meta["built_on"]["int8_kernel"]
     steps = {s["name"]: s["info"] for s in art.metrics["steps"]}
     assert steps["export-openvino"]["max_abs_diff"] <= 1e-4
     assert steps["quantize-openvino-int8"]["fake_quantize"] > 0

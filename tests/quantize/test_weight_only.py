@@ -143,3 +143,27 @@ def test_quantized_weight_dequantize_formula():
         2,
     )
     torch.testing.assert_close(qw.dequantize(), torch.tensor([[-4.0, 3.5, 14.0, 4.0]]))
+
+
+def test_rtn_without_copy_leaves_the_model_and_writes_the_same_artifact(tiny_llama128, tmp_path):
+    # the pipeline's RTN step quantizes a module tree that shares the baseline's tensors
+    from nlpress.calib.pipeline_steps import shared_copy
+
+    fp = _llama(tiny_llama128)
+    before = {k: v.clone() for k, v in fp.state_dict().items()}
+    cfg = QuantizeWeightOnlyConfig(group_size=64)
+    view = shared_copy(fp)
+    assert view.model.embed_tokens.weight is fp.model.embed_tokens.weight  # nothing copied
+    _, stored = quantize_weight_only(view, cfg, progress=False, inplace=False)
+    for k, v in fp.state_dict().items():
+        assert torch.equal(v, before[k]), k  # the baseline is untouched
+    inplace = copy.deepcopy(fp)
+    _, stored2 = quantize_weight_only(inplace, cfg, progress=False)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    save_weight_only(view, stored, tmp_path / "a")
+    save_weight_only(inplace, stored2, tmp_path / "b")
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
+        tmp_path / "b" / "model.safetensors"
+    ).read_bytes()
+    with pytest.raises(ValueError, match="only RTN"):
+        quantize_weight_only(view, QuantizeWeightOnlyConfig(method="gptq"), [], inplace=False)

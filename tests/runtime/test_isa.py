@@ -73,3 +73,31 @@ def test_u8s8_saturation_by_isa(flags, saturates):
 def test_int8_kernel_names_the_path():
     assert isa.int8_kernel(frozenset({"avx2"})).startswith("u8u8-exact")
     assert isa.int8_kernel(frozenset({"avx512_vnni"})) == "avx512-vnni"
+
+
+def test_portability_warning_only_where_the_int8_path_changes(monkeypatch):
+    if not isa.is_x86():
+        pytest.skip("the VNNI question only exists on x86")
+    vnni = {"built_on": {"vnni": True, "int8_kernel": "avx512-vnni"}}
+    plain = {"built_on": {"vnni": False, "int8_kernel": "u8u8-exact"}}
+    monkeypatch.setattr(isa, "u8s8_saturates", lambda flags=None: True)  # an AVX2-only CPU
+    assert "exact U8U8" in isa.check_int8_portability(vnni, has_int8=True)
+    assert isa.check_int8_portability(plain, has_int8=True) is None
+    assert isa.check_int8_portability(vnni, has_int8=False) is None  # fp32 graphs: no change
+    assert isa.check_int8_portability({}, has_int8=True) is None  # older artifacts
+    monkeypatch.setattr(isa, "u8s8_saturates", lambda flags=None: False)  # a VNNI CPU
+    assert "faster" in isa.check_int8_portability(plain, has_int8=True)
+    assert isa.check_int8_portability(vnni, has_int8=True) is None
+
+
+def test_artifact_records_the_cpu_it_was_built_on(tiny_bert, tmp_path):
+    import nlpress
+    from nlpress.artifact import read_meta
+    from nlpress.bench.harness import BenchConfig
+
+    out = tmp_path / "a"
+    cfg = BenchConfig(rounds=1, latency_samples=1, throughput_batches=1, progress=False)
+    nlpress.compress(tiny_bert, recipe="int8", out=out, bench=cfg, memory=False, progress=False)
+    built = read_meta(out)["built_on"]
+    assert built["int8_kernel"] == isa.int8_kernel()
+    assert built["vnni"] is (not isa.u8s8_saturates() if isa.is_x86() else None)

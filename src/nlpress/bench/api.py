@@ -61,11 +61,20 @@ def bench(
     }
     if vs is not None:
         out["ratios"] = ratios(res, "vs")["model"]
+    if cfg.peak:
+        from nlpress.bench.env import environment
+        from nlpress.bench.peak import machine_peak
+
+        out["peak"] = machine_peak(int(res["model"].get("threads") or 1))
+        isa = environment().get("isa") or {}
+        out["isa"] = ", ".join(k for k, v in isa.items() if v) or "none"
     return out
 
 
 def format_bench(res: dict) -> str:
-    rows = [("", "size MB", "p50 ms", "p95 ms", "seq/s", "peak MB")]
+    from nlpress.report.tables import peak_text
+
+    rows = [("", "size MB", "p50 ms", "p95 ms", "seq/s", "GEMM GOP/s (of peak)", "peak MB")]
     for key, r in res["results"].items():
         rows.append(
             (
@@ -74,6 +83,7 @@ def format_bench(res: dict) -> str:
                 f"{r['latency_p50_ms']:.1f}",
                 f"{r['latency_p95_ms']:.1f}",
                 f"{r['throughput']:.1f}",
+                peak_text(r),
                 f"{r['peak_memory_mb']:.0f}" if "peak_memory_mb" in r else "n/a",
             )
         )
@@ -85,6 +95,13 @@ def format_bench(res: dict) -> str:
         )
         for row in rows
     ]
+    peak = res.get("peak")
+    if peak:
+        lines.append(
+            f"machine peak at {peak['threads']} threads: fp32 {peak['fp32_gops']:.0f} GOP/s, "
+            f"int8 {peak['int8_gops']:.0f} GOP/s; int8 kernel: {peak['int8_kernel']}; "
+            f"CPU: {peak.get('cpu_model') or 'unknown'}, ISA: {res.get('isa', 'unknown')}"
+        )
     if "ratios" in res:
         lines.append(
             "model vs --vs: " + ", ".join(f"{k} {v:.2f}" for k, v in res["ratios"].items())

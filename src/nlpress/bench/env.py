@@ -76,6 +76,12 @@ def _torch_threads() -> int | None:
     return int(torch.get_num_threads())
 
 
+def _int8_kernel() -> str:
+    from nlpress.runtime.isa import int8_kernel
+
+    return int8_kernel()
+
+
 def environment() -> dict[str, Any]:
     """Versions, CPU model, usable cores, ISA flags and thread settings of this machine."""
     cpu = _cpuinfo()
@@ -89,6 +95,7 @@ def environment() -> dict[str, Any]:
         "cpu_count_total": os.cpu_count(),
         "isa": isa_flags(cpu["flags"]) if "flags" in cpu else None,
         "torch_threads": _torch_threads(),
+        "int8_kernel": _int8_kernel(),
     }
     for var in THREAD_VARS:
         env[var] = os.environ.get(var)

@@ -61,6 +61,9 @@ class BenchConfig:
     # the data's length distribution rather than its first rows
     throughput_batches: int = 4
     progress: bool = True  # tqdm bar over rounds on stderr
+    # GOP/s achieved and the fraction of this machine's measured GEMM peak (nlpress.bench.peak);
+    # the peak is measured once per machine and thread count (a few seconds), then cached
+    peak: bool = True
 
     def __post_init__(self) -> None:
         for field in ("batch_size", "rounds", "latency_samples", "throughput_batches"):
@@ -178,8 +181,8 @@ def spread(texts: Sequence[TextInput], n: int) -> list[TextInput]:
 
 def _tasks_for(
     predictor: Predictor, texts: Sequence[TextInput], cfg: BenchConfig
-) -> tuple[Callable[[], list[float]], Callable[[], list[float]], int]:
-    """Tokenize once (untimed) and return (latency task, throughput task, padded length).
+) -> tuple[Callable[[], list[float]], Callable[[], list[float]], list[tuple[int, int]]]:
+    """Tokenize once (untimed) and return (latency task, throughput task, batch shapes).
 
     Throughput batches are consecutive chunks of an evenly spaced sample of the data, each padded
     to its own longest text (not sorted by length: a conservative, realistic amount of padding).
@@ -200,13 +203,13 @@ def _tasks_for(
         )
         for i in range(n_batches)
     ]
-    seq_len = round(float(np.mean([b["input_ids"].shape[1] for b in batches])))
+    shapes = [tuple(b["input_ids"].shape) for b in batches]
 
     def run_batches() -> None:
         for b in batches:
             predictor.forward(b)
 
-    return _latency_task(predictor, singles, cfg.latency_samples), _timed(run_batches), seq_len
+    return _latency_task(predictor, singles, cfg.latency_samples), _timed(run_batches), shapes
 
 
 def benchmark(
@@ -226,9 +229,9 @@ def benchmark(
     if not texts:
         raise NlpressError("benchmark needs at least one text; pass some data")
     tasks: dict[Hashable, Callable[[], list[float]]] = {}
-    seq_lens: dict[str, int] = {}
+    shapes: dict[str, list[tuple[int, int]]] = {}
     for name, predictor in predictors.items():
-        latency, throughput, seq_lens[name] = _tasks_for(predictor, texts, cfg)
+        latency, throughput, shapes[name] = _tasks_for(predictor, texts, cfg)
         tasks[(name, "latency")] = latency
         tasks[(name, "throughput")] = throughput
     log.info(
@@ -253,12 +256,35 @@ def benchmark(
             "throughput_spread": tput["iqr"] / tput["median"],
             "size_bytes": int(predictor.size_bytes()),
             "threads": getattr(predictor, "threads", None),
-            "seq_len": seq_lens[name],
+            "seq_len": round(float(np.mean([t for _, t in shapes[name]]))),
             "batch_size": cfg.batch_size,
             "rounds": cfg.rounds,
             "latency_samples": len(samples[(name, "latency")]),
         }
+        if cfg.peak:
+            results[name].update(_fraction_of_peak(predictor, shapes[name], tput["median"]))
     return results
+
+
+def _fraction_of_peak(
+    predictor: Predictor, shapes: list[tuple[int, int]], seconds: float
+) -> dict[str, Any]:
+    """GOP/s of the throughput run and its fraction of the machine's peak for the model's format."""
+    from nlpress.bench.peak import gop, machine_peak, peak_for
+
+    profile = getattr(predictor, "compute_profile", lambda: None)()
+    if not profile or not profile["linear_macs"]:
+        return {}
+    achieved = sum(gop(profile, b, t) for b, t in shapes) / seconds
+    peak = machine_peak(int(getattr(predictor, "threads", 0) or 1))
+    top = peak_for(peak, profile["format"])
+    return {
+        "gops": achieved,
+        "gemm_format": profile["format"],
+        "peak_gops": top,
+        "peak_fraction": achieved / top if top else None,
+        "int8_kernel": peak["int8_kernel"],
+    }
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:

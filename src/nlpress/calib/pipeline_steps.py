@@ -29,11 +29,20 @@ def step_weight_only(st: State, cfg: QuantizeWeightOnlyConfig) -> dict:
     batches = None
     if cfg.method != "rtn":
         batches = calibration_batches(st, cfg)
-    st.torch_model = copy.deepcopy(st.lm.model)  # the baseline keeps the fp32 original
+    rtn = cfg.method == "rtn"
+    # the baseline keeps the fp32 original: GPTQ and AWQ change a copy's weights block by block;
+    # RTN only reads them, so its model is a new module tree over the same parameter tensors
+    st.torch_model = shared_copy(st.current()) if rtn else copy.deepcopy(st.current())
     st.weights_format = "weight-only"
-    info, st.quantized = quantize_weight_only(st.torch_model, cfg, batches)
+    info, st.quantized = quantize_weight_only(st.torch_model, cfg, batches, inplace=not rtn)
     info["calibration_source"] = st.calib_source if batches else ""
     return info
+
+
+def shared_copy(model):
+    """A copy of ``model``'s module tree whose parameters and buffers are the original tensors."""
+    memo = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    return copy.deepcopy(model, memo)
 
 
 def step_smooth(st: State, cfg: SmoothQuantConfig) -> dict:

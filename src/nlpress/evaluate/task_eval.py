@@ -81,14 +81,13 @@ def fidelity(ref, new, data, progress: bool = False) -> dict:
 
 
 def _lm_fidelity(ref, new, text: str) -> dict:
-    from nlpress.evaluate.fidelity import logits_fidelity
+    from nlpress.evaluate.fidelity import FidelitySums
 
     ids = np.asarray(ref.tokenizer(text, return_tensors="np")["input_ids"], dtype=np.int64)[0]
     n = min(LM_FIDELITY_LEN, ref.max_length)
     starts = np.linspace(0, max(ids.size - n, 0), LM_FIDELITY_WINDOWS).astype(int)
-    r, q = [], []
+    acc = FidelitySums()  # one window's (T, V) logits of each model alive at a time
     for s in sorted(set(starts.tolist())):
         window = ids[s : s + n][None]  # (1, T)
-        r.append(ref.next_token_logits(window)[0])
-        q.append(new.next_token_logits(window)[0])
-    return logits_fidelity(np.concatenate(r), np.concatenate(q))
+        acc.add(ref.next_token_logits(window)[0], new.next_token_logits(window)[0])
+    return acc.result()

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from nlpress.errors import NlpressError
-from nlpress.recipe import STEP_NAMES, PruneGradualConfig, RecoverConfig
+from nlpress.recipe import STEP_NAMES, PruneGradualConfig, QatConfig, RecoverConfig
 
 log = logging.getLogger(__name__)
 
-TrainStep = PruneGradualConfig | RecoverConfig
+TrainStep = PruneGradualConfig | RecoverConfig | QatConfig
 
 
 def check_training_steps(steps: tuple, data: Any, task: str) -> None:

@@ -113,8 +113,13 @@ def quantize_weight_only(
     cfg: QuantizeWeightOnlyConfig,
     batches: list[dict[str, Tensor]] | None = None,
     progress: bool = True,
+    inplace: bool = True,
 ) -> tuple[dict, dict[str, QuantizedWeight]]:
-    """Quantize ``model``'s block linears in place (dequantized values); (info, stored layers)."""
+    """Quantize ``model``'s block linears in place (dequantized values); (info, stored layers).
+
+    ``inplace=False`` (RTN only) leaves the weights untouched and returns only the stored codes:
+    each layer is quantized on its own, so nothing downstream needs the dequantized values, and
+    the caller need not copy the model (a whole fp32 copy of SmolLM2 is 538 MB)."""
     spec = weight_spec(cfg.bits, cfg.group_size, cfg.symmetric)
     names = _block_linear_names(model, cfg)
     check_layers(model, names, spec)
@@ -126,9 +131,13 @@ def quantize_weight_only(
             for n in names:
                 lin = model.get_submodule(n)
                 w_q, stored[n] = rtn_quantize(lin.weight, spec)
-                lin.weight.copy_(w_q.to(lin.weight.dtype))
+                if inplace:
+                    lin.weight.copy_(w_q.to(lin.weight.dtype))
+                del w_q
         blocks: list[dict] = []
     else:
+        if not inplace:
+            raise ValueError("only RTN can quantize without changing the model's weights")
         if not batches:
             raise NlpressError(f"{cfg.method} needs calibration data; pass --calib FILE or --data")
         from nlpress.calib.sequential import run_sequential

@@ -81,6 +81,15 @@ def throughput_text(entry: Mapping[str, Any]) -> str:
     return text
 
 
+def peak_text(entry: Mapping[str, Any]) -> str:
+    """``"41.2 (3.8% of int8)"``: GOP/s of the throughput run, fraction of the machine's peak."""
+    gops, frac = number(entry.get("gops")), number(entry.get("peak_fraction"))
+    if gops is None:
+        return NA
+    peak_of = "int8" if entry.get("gemm_format") == "int8" else "fp32"
+    return f"{gops:.1f}" + (f" ({100 * frac:.1f}% of {peak_of})" if frac is not None else "")
+
+
 def _section(metrics: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = metrics.get(key)
     return value if isinstance(value, Mapping) else {}
@@ -149,6 +158,15 @@ def core_rows(metrics: Mapping[str, Any], *, full: bool = True) -> list[Row]:
     rows.append(
         Row("Throughput (seq/s)", throughput_text(b), throughput_text(r), speed_change(tput))
     )
+    if full and (b.get("gops") or r.get("gops")):
+        rows.append(
+            Row(
+                "GEMM GOP/s (of peak)",
+                peak_text(b),
+                peak_text(r),
+                speed_change(ratio(r.get("gops"), b.get("gops"))),
+            )
+        )
     rows += lm_speed_rows(b, r)
     if full:
         mem = ratio(r.get("peak_memory_mb"), b.get("peak_memory_mb"))

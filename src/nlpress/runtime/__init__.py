@@ -68,6 +68,17 @@ def _artifact_device(p: Path, meta: dict, device: str | None) -> str:
     return chosen
 
 
+def _warn_portability(meta: dict, pred: OrtPredictor) -> None:
+    import logging
+
+    from nlpress.runtime.isa import check_int8_portability
+
+    profile = pred.compute_profile() or {}
+    warning = check_int8_portability(meta, profile.get("format") == "int8")
+    if warning:
+        logging.getLogger(__name__).warning(warning)
+
+
 def _load_artifact(
     p: Path, threads: int, spin: bool = True, device: str | None = None
 ) -> Predictor:
@@ -87,9 +98,11 @@ def _load_artifact(
         max_length=meta.get("max_length", 512),
     )
     if meta["backend"] == "onnxruntime":
-        return OrtPredictor(
+        pred = OrtPredictor(
             p / meta["model_file"], threads=threads, spin=spin, device=device, **common
         )
+        _warn_portability(meta, pred)
+        return pred
     if meta["backend"] == "openvino":
         from nlpress.runtime.openvino import OpenVinoPredictor, warn_if_int8_saturates
 

@@ -88,3 +88,37 @@ def configure_int8_session(so, *, exact: bool = True) -> bool:
         so.add_session_config_entry(PRECISE_INT8_KEY, "1")
         return True
     return False
+
+
+def built_on() -> dict:
+    """What nlpress.json records of the CPU an artifact was built and measured on."""
+    from nlpress.bench.env import _cpuinfo
+
+    return {
+        "cpu_model": _cpuinfo().get("model name"),
+        "int8_kernel": int8_kernel(),
+        "vnni": not u8s8_saturates() if is_x86() else None,
+    }
+
+
+def check_int8_portability(meta: dict, has_int8: bool) -> str | None:
+    """A warning where an int8 artifact runs on a CPU whose int8 path differs from the one it was
+    measured on; None where nothing changes. Accuracy never changes under nlpress (the exact mode
+    above), speed does: without VNNI every int8 GEMM takes the exact U8U8 kernel."""
+    built = meta.get("built_on")
+    if not has_int8 or not isinstance(built, dict) or built.get("vnni") is None or not is_x86():
+        return None
+    here = not u8s8_saturates()
+    if built["vnni"] and not here:
+        return (
+            f"this int8 model was measured on a CPU with VNNI ({built.get('int8_kernel')}); this "
+            "CPU has none, so its int8 layers run ONNX Runtime's exact U8U8 kernels, slower than "
+            "the artifact's report says (the faster U8S8 kernels would saturate here); "
+            "re-run nlpress compress on this machine for its own figures"
+        )
+    if not built["vnni"] and here:
+        return (
+            "this int8 model was measured on a CPU without VNNI; this CPU has it, so it will run "
+            "faster than the artifact's report says"
+        )
+    return None

@@ -108,6 +108,7 @@ class OpenVinoPredictor(Predictor):
                 f"cannot read the OpenVINO model {xml_path} ({str(e).splitlines()[0]}); "
                 "the artifact is damaged or was written by a newer OpenVINO, rebuild it"
             ) from e
+        self.profile = _profile(model, Path(xml_path).parent / "config.json")
         self.compiled = core.compile_model(model, "CPU", compile_config(threads, precision))
         self.request = self.compiled.create_infer_request()
         self.precision = precision
@@ -116,10 +117,42 @@ class OpenVinoPredictor(Predictor):
         graph_inputs = {name for i in self.compiled.inputs for name in i.get_names()}
         self.input_names = [n for n in self.input_names if n in graph_inputs]
 
+    def compute_profile(self) -> dict | None:
+        """Multiply-adds per token and GEMM format (:mod:`nlpress.bench.peak`)."""
+        return self.profile
+
     def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         # share_outputs=False: the request reuses its output buffer on the next call
         res = self.request.infer({n: batch[n] for n in self.input_names}, share_outputs=False)
         return np.asarray(res[self.compiled.outputs[0]])
+
+
+def _profile(model, config_file: Path) -> dict | None:
+    """Weight GEMMs of an IR: MatMuls whose second input has a static 2-D shape (a weight,
+    possibly behind NNCF's decompression); int8 where NNCF put FakeQuantize nodes."""
+    import json
+
+    from nlpress.bench.peak import _attention
+
+    macs, fq = 0, False
+    for op in model.get_ops():
+        kind = op.get_type_name()
+        fq = fq or kind == "FakeQuantize"
+        if kind != "MatMul":
+            continue
+        shape = op.input(1).get_partial_shape()
+        if shape.is_static and len(shape) == 2:
+            macs += int(shape[0].get_length()) * int(shape[1].get_length())
+    try:
+        config = json.loads(config_file.read_text()) if config_file.is_file() else None
+    except (OSError, ValueError):
+        config = None
+    layers, width = _attention(config if isinstance(config, dict) else None)
+    return {
+        "linear_macs": macs,
+        "attention_macs": layers * width,
+        "format": "int8" if fq else "fp32",
+    }
 
 
 def warn_if_int8_saturates(meta: dict, path) -> bool:

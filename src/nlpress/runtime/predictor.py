@@ -8,6 +8,7 @@ and the evaluator use the same ``tokenize``/``forward`` pair, so what is measure
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -61,6 +62,10 @@ class Predictor:
             max_length,
             threads,
         )
+
+    def compute_profile(self) -> dict | None:
+        """Multiply-adds per token and GEMM format, for the fraction of peak; None: unknown."""
+        return None
 
     # -- the two calls the harness and evaluator use -------------------------------------------
     def tokenize(
@@ -212,6 +217,7 @@ class OrtPredictor(Predictor):
         so.inter_op_num_threads = 1
         configure_int8_session(so, exact=exact_int8)
         self.device = device
+        self.onnx_path = Path(onnx_path)
         providers = providers or _providers(device)
         self.session = ort.InferenceSession(str(onnx_path), so, providers=providers)
         kw.setdefault("files", [Path(onnx_path), *Path(onnx_path).parent.glob("*.onnx.data")])
@@ -221,6 +227,18 @@ class OrtPredictor(Predictor):
 
     def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run(None, {n: batch[n] for n in self.input_names})[0]
+
+    def compute_profile(self) -> dict | None:
+        """Multiply-adds per token and GEMM format (:mod:`nlpress.bench.peak`)."""
+        from nlpress.bench.peak import onnx_profile
+
+        cfg = self.onnx_path.parent / "config.json"
+        try:
+            config = json.loads(cfg.read_text()) if cfg.is_file() else None
+            return onnx_profile(self.onnx_path, config if isinstance(config, dict) else None)
+        except (OSError, ValueError) as e:
+            log.debug("no operation count for %s: %s", self.onnx_path, e)
+            return None
 
 
 class TorchPredictor(Predictor):
@@ -248,6 +266,14 @@ class TorchPredictor(Predictor):
                 **{n: torch.from_numpy(batch[n]).to(self.device) for n in self.input_names}
             )
         return out.float().cpu().numpy()  # .cpu() also waits for the GPU: timings stay honest
+
+    def compute_profile(self) -> dict | None:
+        """Multiply-adds per token and GEMM format (:mod:`nlpress.bench.peak`)."""
+        from nlpress.bench.peak import torch_profile
+
+        model = getattr(self.module, "model", self.module)
+        config = getattr(model, "config", None)
+        return torch_profile(model, config.to_dict() if config is not None else None)
 
 
 def _physical_cores() -> int:
