@@ -16,8 +16,9 @@ session, the same thread count), at 32 x 128 tokens and at batch 32 of the data'
 fidelity (mean / minimum cosine to PyTorch fp32) on 2,000 STS-B sentences, disjoint from the 300
 calibration texts. Targets: int8-auto >= 1.3x the ORT reference's throughput, mean cosine
 >= 0.995 and minimum >= 0.98, and at least as fast as OpenVINO's documented int8. The CPU's int8
-kernel (nlpress.runtime.isa) is printed beside every figure; the fraction of the machine's int8
-peak needs the peak measurement of issue 13 part 4 and prints n/a until then.
+kernel (nlpress.runtime.isa) is printed beside every figure, and so is the fraction of this
+machine's measured GEMM peak for the model's format (nlpress.bench.peak; int8 for the static
+int8 models, fp32 for weight-only int8, which computes in fp32).
 
     .venv/bin/python benchmarks/int8_auto_minilm.py [--rounds 11] [--rows 1000]
         [--artifact out-int8-auto]   # reuse an int8-auto artifact instead of building one
@@ -53,7 +54,7 @@ def _texts(rows: int, stsb: Path) -> tuple[list[str], list[str], Path | None]:
     return s, s, None
 
 
-def docs_openvino(xml: Path, like, name: str):
+def docs_openvino(xml: Path, like, name: str, like_profile: dict):
     """OpenVINO int8 exactly as its docs run it: compile_model(model, "CPU"), no properties,
     behind nlpress's predictor interface (same tokenization and batching as the others)."""
     import openvino as ov
@@ -64,7 +65,12 @@ def docs_openvino(xml: Path, like, name: str):
         backend = "openvino"
 
         def __init__(self):
-            self.compiled = ov.Core().compile_model(str(xml), "CPU")
+            from nlpress.runtime.openvino import _profile
+
+            core = ov.Core()
+            self.profile = _profile(core.read_model(str(xml)), Path("no-config.json"))
+            self.profile["attention_macs"] = like_profile.get("attention_macs", 0)
+            self.compiled = core.compile_model(str(xml), "CPU")
             self.request = self.compiled.create_infer_request()
             names = {n for i in self.compiled.inputs for n in i.get_names()}
             super().__init__(
@@ -76,6 +82,9 @@ def docs_openvino(xml: Path, like, name: str):
                 max_length=like.max_length,
                 threads=int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
             )
+
+        def compute_profile(self):
+            return self.profile
 
         def forward(self, batch):
             res = self.request.infer({n: batch[n] for n in self.input_names}, share_outputs=False)
@@ -152,13 +161,16 @@ def run(tmp: Path, a) -> None:
     quantize_dynamic(str(raw), str(tmp / "ref.onnx"), per_channel=True, weight_type=QuantType.QInt8)
     common = dict(task=lm.task, tokenizer=lm.tokenizer, input_names=fp32.input_names)
     calib = calibration_samples(calib_texts[:CALIB], fp32.tokenize, fp32.input_names)
+    from nlpress.bench.peak import torch_profile
+
+    ref_profile = torch_profile(lm.model, lm.model.config.to_dict())
     preds = {
         # exact_int8=False: ORT's default session options, what a user of ORT runs
         "ort-reference": OrtPredictor(
             tmp / "ref.onnx", spin=False, exact_int8=False, name="ort-reference", **common
         ),
         "openvino-docs-int8": docs_openvino(
-            _ov_docs_int8(raw, tmp / "ovdocs.xml", calib), fp32, "openvino-docs-int8"
+            _ov_docs_int8(raw, tmp / "ovdocs.xml", calib), fp32, "openvino-docs-int8", ref_profile
         ),
         "int8-auto": nlpress.load(art, spin=False),
     }
@@ -198,14 +210,18 @@ def report(preds, fid, fixed, lengths, n_texts: int, rounds: int, art: Path) -> 
             f"{name:20s} {p.backend:12s} {f['throughput']:9.1f} {f['throughput_spread']:6.1%} "
             f"{f['throughput'] / ref32:6.2f} {d['throughput']:8.1f} {d['throughput_spread']:6.1%} "
             f"{d['throughput'] / refd:6.2f} {c['cosine_mean']:8.5f} {c['cosine_min']:8.5f} "
-            f"{'n/a':>6s}  {isa}"
+            f"{_pct(f.get('peak_fraction')):>6s}  {isa} {f.get('gemm_format', '')}"
         )
     ov = fixed["openvino-docs-int8"]["throughput"]
     print(
         "targets: int8-auto >= 1.3x ORT reference (both shapes), cos mean >= 0.995, min >= 0.98, "
         f">= OpenVINO docs int8 (here {fixed['int8-auto']['throughput'] / ov:.2f}x at 32x128); "
-        "% of the int8 peak: n/a until the peak measurement (issue 13 part 4)"
+        "% peak: of this machine's measured GEMM peak for the model's format (32x128)"
     )
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="int8",
         help="built-in recipe (int8, int8-static, onnx, int8-fused-attention, int8-torch, "
         "openvino, int8-openvino, int8-auto, bf16, "
-        "int8-weight-only, int8-smoothquant, int4-rtn, int4-gptq, int4-awq, prune-structured, "
+        "int8-weight-only, int8-smoothquant, int8-qat, int4-rtn, int4-gptq, int4-awq, prune-structured, "
         "magnitude-50, magnitude-2:4, magnitude-90-gradual, wanda-50, sparsegpt-50, wanda-2:4, "
         "sparsegpt-2:4) or a YAML file",
     )
