@@ -87,3 +87,26 @@ def test_openvino_artifact_loaded_where_openvino_is_absent(earlier, tmp_path, cl
     monkeypatch.setitem(sys.modules, "openvino", None)
     for args in (("bench", art, "--no-memory"), ("eval", art)):
         assert_user_error(cli(*args), "pip install 'nlpress[openvino]'")
+
+
+def test_int8_openvino_json_keeps_stdout_to_one_object(tiny_bert, tmp_path, cli, fast):
+    """NNCF prints progress bars and tables to stdout; --json must still print one object."""
+    pytest.importorskip("nncf")
+    out = tmp_path / "ov"
+    r = cli(
+        "compress",
+        "--model",
+        tiny_bert,
+        "--recipe",
+        "int8-openvino",
+        "--out",
+        out,
+        "--json",
+        "--limit",
+        "16",
+        *fast,
+    )
+    assert r.rc == 0, r.err
+    data = r.json()
+    assert data["result"]["backend"] == "openvino"
+    assert [s["name"] for s in data["steps"]] == ["export-openvino", "quantize-openvino-int8"]
