@@ -111,7 +111,8 @@ class OpenVinoPredictor(Predictor):
         self.profile = _profile(model, Path(xml_path).parent / "config.json")
         self.compiled = core.compile_model(model, "CPU", compile_config(threads, precision))
         self.request = self.compiled.create_infer_request()
-        self.precision = precision
+        # what the plugin really runs: a bf16 hint falls back to f32 on CPUs without bf16
+        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         kw.setdefault("files", ir_files(Path(xml_path)))
         super().__init__(threads=threads, **kw)
         graph_inputs = {name for i in self.compiled.inputs for name in i.get_names()}
