@@ -45,6 +45,8 @@ def tune(*args, **kwargs):
     from nlpress.tune.api import tune as _tune
 
     return _tune(*args, **kwargs)
+
+
 def push(artifact, repo_id, **kwargs):
     """Upload an artifact to the Hugging Face hub; see :func:`nlpress.hub.push`."""
     from nlpress.hub import push as _push

@@ -41,6 +41,16 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _device_arg(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default=default,
+        help="run on the CPU or a CUDA GPU (PyTorch CUDA, ONNX Runtime's CUDA provider)"
+        + (f" (default {default})" if default else " (default: the artifact's own, else cpu)"),
+    )
+
+
 def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=7, help="interleaved benchmark rounds (default 7)")
     p.add_argument("--batch-size", type=int, default=32, help="throughput batch size (default 32)")
@@ -67,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--recipe",
         default="int8",
-        help="built-in recipe (int8, int8-static, onnx, int8-fused-attention, int8-torch, bf16, "
-        "int8-weight-only, int8-smoothquant, int4-rtn, int4-gptq, int4-awq, prune-structured, "
+        help="built-in recipe (int8, int8-static, onnx, int8-fused-attention, int8-torch, "
+        "openvino, int8-openvino, int8-auto, bf16, "
+        "int8-weight-only, int8-smoothquant, int8-qat, int4-rtn, int4-gptq, int4-awq, prune-structured, "
         "magnitude-50, magnitude-2:4, magnitude-90-gradual, wanda-50, sparsegpt-50, wanda-2:4, "
         "sparsegpt-2:4, int8-qat) or a YAML file",
     )
@@ -98,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-remote-code", action="store_true", help="allow the model's own Python code"
     )
     c.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    _device_arg(c, "cpu")
     _data_args(c)
     _bench_args(c)
 
@@ -108,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--task", choices=["text-classification", "sentence-embedding", "causal-lm"])
     e.add_argument("--vs", help="reference model or artifact to measure fidelity against")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    _device_arg(e, None)
     _data_args(e)
 
     b = sub.add_parser(
@@ -118,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--task", choices=["text-classification", "sentence-embedding", "causal-lm"])
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     b.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    _device_arg(b, None)
     _data_args(b)
     _bench_args(b)
     pu = sub.add_parser(
@@ -206,6 +220,7 @@ def cmd_compress(a) -> int:
         memory=not a.no_memory,
         progress=a.progress,
         trust_remote_code=a.trust_remote_code,
+        device=a.device,
         **_columns(a),
     )
     if a.json:
@@ -225,7 +240,14 @@ def cmd_eval(a) -> int:
     from nlpress.evaluate.api import evaluate
 
     res = evaluate(
-        a.model, a.data, task=a.task, vs=a.vs, limit=a.limit, progress=a.progress, **_columns(a)
+        a.model,
+        a.data,
+        task=a.task,
+        vs=a.vs,
+        limit=a.limit,
+        progress=a.progress,
+        device=a.device,
+        **_columns(a),
     )
     if a.json:
         print(json.dumps(res, default=str))
@@ -253,6 +275,7 @@ def cmd_bench(a) -> int:
         threads=a.threads,
         memory=not a.no_memory,
         limit=a.limit,
+        device=a.device,
         **_columns(a),
     )
     if a.json:

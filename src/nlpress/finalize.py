@@ -28,9 +28,15 @@ def finalize_model(st: State, recipe: Recipe) -> dict:
         "id2label": lm.id2label,
         "max_length": _max_len(lm.model.config, lm.tokenizer),
         "recipe": recipe.name,
+        "device": st.device,
         "built_on": built_on(),
     }
-    if st.onnx is not None:
+    if st.openvino is not None:
+        from nlpress.export.openvino import finalize_ir
+
+        st.current().config.save_pretrained(st.tmp)
+        meta.update(finalize_ir(st, recipe.name))
+    elif st.onnx is not None:
         st.onnx.rename(st.tmp / "model.onnx")
         st.current().config.save_pretrained(st.tmp)
         meta.update(

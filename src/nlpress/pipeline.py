@@ -38,6 +38,7 @@ def compress(
     memory: bool = True,
     progress: bool = True,
     trust_remote_code: bool = False,
+    device: str = "cpu",
 ) -> Artifact:
     """Compress ``model`` with ``recipe`` into the artifact folder ``out`` and measure it.
 
@@ -45,6 +46,7 @@ def compress(
     the evaluation texts are used, and the step's info in metrics.json says so.
     ``min_fidelity`` turns on mixed precision in the recipe's int8 step (see
     :mod:`nlpress.quantize.mixed`).
+    ``device`` "cuda" runs the baseline and the result on the GPU (:mod:`nlpress.runtime.device`).
     """
     from nlpress.session import compress_one
 
@@ -64,5 +66,6 @@ def compress(
         memory=memory,
         progress=progress,
         trust_remote_code=trust_remote_code,
+        device=device,
     )
     return compress_one(out, force, session_kw, recipe, overrides, min_fidelity)

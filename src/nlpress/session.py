@@ -57,6 +57,7 @@ class Session:
         trust_remote_code: bool = False,
         train_data: str | os.PathLike | None = None,
         eval_data: Any = None,
+        device: str = "cpu",
     ) -> None:
         from nlpress.models.loader import detect_task, read_config, resolve_model_path
 
@@ -71,6 +72,10 @@ class Session:
         }
         self.bench, self.memory, self.progress = bench, memory, progress
         self.trust_remote_code = trust_remote_code
+        self.device = device
+        if device != "cpu" and memory:
+            log.info("peak memory is measured for CPU runs only; skipped on %s", device)
+            self.memory = False
         if eval_data is None:
             eval_data = _read_eval(self.task, data, self.columns, limit)
         self.eval_data = eval_data
@@ -86,6 +91,7 @@ class Session:
     ) -> Prepared:
         """Resolve ``recipe`` and run every step's cheap check; nothing loads."""
         from nlpress.calib.texts import calibration_texts
+        from nlpress.runtime.device import check_recipe_runtimes
         from nlpress.steps import check_recipe
 
         rcp = load_recipe(recipe, overrides)
@@ -93,6 +99,7 @@ class Session:
             from nlpress.quantize.mixed import with_min_fidelity
 
             rcp = with_min_fidelity(rcp, min_fidelity)
+        check_recipe_runtimes(rcp.steps, self.device)  # a missing GPU or OpenVINO fails here
         texts, source = calibration_texts(
             rcp, self.task, self.calib, self.columns, self.bench_texts
         )
@@ -121,6 +128,7 @@ class Session:
         self.lm = lm
         self.baseline = torch_predictor_from_loaded(lm, "pytorch-fp32", weight_files)
         self.sample = self.baseline.tokenize(self.bench_texts[:8])
+        self.baseline.to(self.device)
 
     def baseline_quality(self, data: Any = None) -> dict:
         from nlpress.evaluate.task_eval import quality
@@ -144,7 +152,7 @@ class Session:
         st = State(self.lm, tmp, self.sample, tokenize=self.baseline.tokenize)
         st.calib_texts, st.calib_source = prep.calib_texts, prep.calib_source
         st.fidelity_texts, st.progress = self.bench_texts, self.progress
-        st.data, st.train_data = self.data, self.train_data
+        st.data, st.train_data, st.device = self.data, self.train_data, self.device
         steps = list(prep.recipe.steps)
         start = cache.restore(st, steps) if cache is not None else 0
         for k, cfg in enumerate(_progress(steps[start:], self.progress), start):
@@ -173,7 +181,7 @@ class Session:
         tmp, rcp = st.tmp, prep.recipe
         # no busy-waiting ORT threads: they would steal the cores from the PyTorch baseline
         # measured in the same process and flatter the ratio
-        result = load(tmp, spin=False)
+        result = load(tmp, spin=False, device=self.device)
         metrics = self._measure(result, tmp)
         if st.pruning:  # pruning's own gain on the result's backend, beside the baseline's
             from nlpress.bench.harness import BenchConfig

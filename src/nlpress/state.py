@@ -21,6 +21,9 @@ class State:
     tmp: Path
     sample: dict
     onnx: Path | None = None
+    openvino: Path | None = None  # model.xml of an OpenVINO IR (export-openvino, select-backend)
+    openvino_meta: dict = field(default_factory=dict)  # how to run it: precision, int8 format
+    device: str = "cpu"  # where the artifact runs (--device), recorded in nlpress.json
     torch_model: Any = None
     weights_format: str = "dynamic-int8"  # how torch_model is saved: "dynamic-int8" or "hf"
     tokenize: Any = None  # texts -> int64 numpy batch, the baseline's tokenizer

@@ -60,6 +60,10 @@ class QuantizeDynamicInt8Config(StepConfig):
     # The word-embedding table is half of a MiniLM's bytes; quantizing it (per row) is what gets
     # the artifact to a quarter of fp32.
     quantize_embeddings: bool = True
+    # Attention's own MatMuls (QK^T and attention x V, both inputs activations) in int8 too, as
+    # optimum does (48 MatMuls of MiniLM instead of 36). Off by default: ORT's quantize_dynamic
+    # leaves them in float (MatMulConstBOnly), and the gain is unmeasured on a quiet machine yet.
+    quantize_attention: bool = False
     ignore: list[str] = Field(default_factory=list)  # node/module names or "re:" patterns
     # Mixed precision (nlpress.quantize.mixed): None quantizes every selected layer; a value keeps
     # the most fidelity-sensitive layers in fp32 until the measured fidelity on held-out texts
@@ -100,6 +104,9 @@ class QuantizeStaticInt8Config(StepConfig):
     # The FFN down-projection reads GELU outputs, whose long tail a per-tensor uint8 range cannot
     # hold: on all-MiniLM-L6-v2 quantizing it dropped mean cosine to fp32 from 0.991 to 0.944.
     float_after_gelu: bool = True
+    # Attention's own MatMuls (QK^T, attention x V) with calibrated int8 inputs: ORT's static
+    # QDQ default, kept; false leaves them in float (ORT's MatMulConstBOnly)
+    quantize_attention: bool = True
     ignore: list[str] = Field(default_factory=list)  # node names or "re:" patterns
     # Mixed precision (nlpress.quantize.mixed): None quantizes every selected layer; a value keeps
     # the most fidelity-sensitive layers in fp32 until the measured fidelity on held-out texts
@@ -113,6 +120,96 @@ class QuantizeStaticInt8Config(StepConfig):
     holdout_samples: int = Field(256, ge=4, le=100_000)
     # auto: rank by both "quantized alone" and "kept fp32 alone", search both, keep the smaller set
     ranking: Literal["auto", "quantize-one", "keep-one"] = "auto"
+
+
+class ExportOpenVinoConfig(StepConfig):
+    """The model as OpenVINO IR (model.xml + model.bin), run on OpenVINO's CPU plugin."""
+
+    # pytorch: openvino.convert_model on the PyTorch model (needs no ONNX step); onnx: read the
+    #   export-onnx output. Both matched PyTorch within 3e-7 on the tiny test models. onnx must
+    #   be the plain export: ort-optimize writes ONNX Runtime's own fused ops, which OpenVINO
+    #   cannot read.
+    source: Literal["pytorch", "onnx"] = "pytorch"
+    # f32: the model's own precision on every CPU (OpenVINO would pick bf16 by itself on AMX
+    # CPUs); bf16 is faster where the CPU has AVX-512 BF16 or AMX, at a fidelity cost
+    precision: Literal["f32", "bf16"] = "f32"
+    validate_export: bool = True
+    # max |OpenVINO - PyTorch| on the validation batch, as for export-onnx (fp32 matched within
+    # 3e-7); raise it with precision bf16, whose rounding alone is about 4e-3 relative
+    atol: float = Field(1e-4, gt=0, le=1.0)
+
+
+class QuantizeOpenVinoInt8Config(StepConfig):
+    """OpenVINO int8 by NNCF (nlpress.quantize.openvino)."""
+
+    # static: NNCF post-training quantization (nncf.quantize), int8 weights and activations with
+    #   ranges calibrated on --calib texts; weights: NNCF weight compression
+    #   (nncf.compress_weights), int8 weights with fp32 compute, no calibration. On a Zen 3,
+    #   static reached mean / min cosine 0.9959 / 0.987 on MiniLM, weights 0.9996 / 0.9989 (#13).
+    mode: Literal["static", "weights"] = "static"
+    # mixed: symmetric weights, asymmetric activations; NNCF's own choice for transformers, whose
+    # activations (after GELU, softmax) are far from symmetric
+    preset: Literal["mixed", "performance"] = "mixed"
+    # calibration texts, one per NNCF sample: NNCF's default subset_size of 300
+    num_samples: int = Field(300, ge=8, le=100_000)
+    fast_bias_correction: bool = True  # NNCF's default; the full one is far slower
+    # 7-bit weights (NNCF's overflow fix) where int8 pair sums saturate. auto: every layer on
+    # CPUs without VNNI (nlpress.runtime.isa.u8s8_saturates), none on VNNI CPUs, which
+    # accumulate in int32 exactly. Measured on an AVX2-only Zen 3, NNCF's own default
+    # (first_layer) left the tiny classifier / Llama at 17.8 / 16.8 dB SQNR, all layers at
+    # 26.2 / 27.8 dB. The artifact records the choice and warns when loaded on a CPU that
+    # saturates after being tuned for one that does not.
+    overflow_fix: Literal["auto", "first_layer", "enable", "disable"] = "auto"
+    # weights mode: asymmetric int8 (a zero point per channel) is NNCF's default and the more
+    # accurate of its two int8 formats
+    symmetric_weights: bool = False
+
+
+SELECT_CANDIDATES = ("onnxruntime-int8", "openvino-int8", "openvino-int8-weights")
+
+
+class SelectBackendConfig(StepConfig):
+    """Build int8 candidates on several runtimes, keep the fastest faithful one (bench.select)."""
+
+    # onnxruntime-int8: quantize-dynamic-int8 then ort-optimize (the int8 recipe);
+    # openvino-int8 / openvino-int8-weights: quantize-openvino-int8 in static / weights mode.
+    # All three by default: which one is fastest at the fidelity bar depends on the CPU.
+    candidates: list[Literal["onnxruntime-int8", "openvino-int8", "openvino-int8-weights"]] = Field(
+        default_factory=lambda: list(SELECT_CANDIDATES), min_length=1
+    )
+    # The fidelity bar, measured against the fp32 PyTorch model. Embeddings: the issue's mean /
+    # minimum cosine (0.995 / 0.98: ORT's AVX2 int8 of MiniLM, 0.9922 / 0.9761, fails it).
+    min_cosine_mean: float = Field(0.995, gt=0.0, le=1.0)
+    min_cosine_min: float = Field(0.98, gt=0.0, le=1.0)
+    # Classifiers and LMs: top-1 agreement. int8 that flips more than 1 prediction in 100 shows up
+    # in accuracy; that is a fidelity loss a user should choose, not get by default.
+    min_top1_agreement: float = Field(0.99, gt=0.0, le=1.0)
+    # texts the fidelity is measured on (the evaluation texts): 1,000 gives a minimum cosine that
+    # no longer moves much, in well under a minute per candidate for MiniLM
+    fidelity_samples: int = Field(1000, ge=8, le=100_000)
+    # the interleaved benchmark that decides: 5 rounds of batch 32 at the data's lengths (what
+    # users run), fewer rounds than the report's own 7 since it only has to rank
+    rounds: int = Field(5, ge=1, le=100)
+    batch_size: int = Field(32, ge=1, le=4096)
+    seq_len: int | None = Field(None, ge=2, le=8192)
+    # when no candidate meets the bar: keep the most faithful one (and say so), or fail
+    if_none_pass: Literal["most-faithful", "error"] = "most-faithful"
+    onnxruntime: QuantizeDynamicInt8Config = Field(default_factory=QuantizeDynamicInt8Config)
+    openvino: QuantizeOpenVinoInt8Config = Field(default_factory=QuantizeOpenVinoInt8Config)
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"candidates repeat a name: {v}")
+        return v
+
+    @field_validator("onnxruntime")
+    @classmethod
+    def _plain_ort(cls, v: QuantizeDynamicInt8Config) -> QuantizeDynamicInt8Config:
+        if v.backend != "onnxruntime" or v.min_fidelity is not None:
+            raise ValueError("the onnxruntime candidate takes backend onnxruntime, no min_fidelity")
+        return v
 
 
 class CastConfig(StepConfig):
@@ -337,6 +434,9 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "prune-wanda": PruneWandaConfig,
     "prune-sparsegpt": PruneSparseGPTConfig,
     "distill-student": DistillStudentConfig,
+    "export-openvino": ExportOpenVinoConfig,
+    "quantize-openvino-int8": QuantizeOpenVinoInt8Config,
+    "select-backend": SelectBackendConfig,
 }
 PRUNE_STEPS = (
     PruneMagnitudeConfig,

@@ -19,6 +19,7 @@ from nlpress.recipe import (
     CastConfig,
     DistillStudentConfig,
     ExportOnnxConfig,
+    ExportOpenVinoConfig,
     OrtOptimizeConfig,
     PruneGradualConfig,
     PruneMagnitudeConfig,
@@ -28,10 +29,12 @@ from nlpress.recipe import (
     PruneWandaConfig,
     QatConfig,
     QuantizeDynamicInt8Config,
+    QuantizeOpenVinoInt8Config,
     QuantizeStaticInt8Config,
     QuantizeWeightOnlyConfig,
     Recipe,
     RecoverConfig,
+    SelectBackendConfig,
     SmoothQuantConfig,
 )
 from nlpress.state import CheckContext, State
@@ -98,6 +101,9 @@ STEPS: dict[type, Step] = {
     QatConfig: Step(
         _lazy("nlpress.quantize.qat", "step_qat"), _lazy("nlpress.prune.recover", "check_training")
     ),
+    ExportOpenVinoConfig: Step(_lazy("nlpress.export.openvino", "step_export_openvino")),
+    QuantizeOpenVinoInt8Config: Step(_lazy("nlpress.quantize.openvino", "step_quantize_openvino")),
+    SelectBackendConfig: Step(_lazy("nlpress.bench.select", "step_select_backend")),
     PruneWandaConfig: _oneshot,
     PruneSparseGPTConfig: _oneshot,
     DistillStudentConfig: Step(

@@ -25,12 +25,16 @@ def calibration_texts(
         ),
         default=0,
     )
+    from nlpress.quantize.openvino import calib_samples_wanted
+
+    wanted = max(wanted, calib_samples_wanted(rcp.steps))
     if not wanted and needs_lm_calib(rcp):
         return lm_calibration_texts(rcp, task, calib, columns, bench_texts)
     if not wanted:
         if calib is not None:
             raise NlpressError(
-                "--calib is used by quantize-static-int8, GPTQ/AWQ/SmoothQuant and "
+                "--calib is used by quantize-static-int8, quantize-openvino-int8, "
+                "select-backend, GPTQ/AWQ/SmoothQuant and "
                 f"activation-scored pruning only; recipe {rcp.name!r} has none "
                 "(try --recipe int8-static or int4-gptq)"
             )
