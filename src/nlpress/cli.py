@@ -231,7 +231,12 @@ def cmd_compress(a) -> int:
             )
         )
     else:
+        from nlpress.bench.stages import format_stages
+
         print(format_table(art.metrics))
+        stages = format_stages({"stages": art.metrics.get("stages")})
+        if stages:
+            print(f"\n{stages}")
         print(f"\nartifact: {art.path}/  (report: {art.path}/report.html)")
     return 0
 

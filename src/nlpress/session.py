@@ -84,6 +84,11 @@ class Session:
         self.baseline: Any = None
         self._base: dict = {}  # id(data) -> the baseline's quality on it (computed once)
         self._base_memory: dict | None = None
+        from nlpress.bench.stages import StageLog
+
+        # seconds and peak RSS of each stage of the candidate being built (the first one's
+        # includes loading the model): metrics.json's "stages", printed by the CLI
+        self.stages, self._built = StageLog(), False
 
     # -- cheap ---------------------------------------------------------------------------------
     def check(
@@ -122,7 +127,8 @@ class Session:
         from nlpress.models.loader import load_model
         from nlpress.runtime.predictor import torch_predictor_from_loaded
 
-        lm = load_model(self.path, self.task, trust_remote_code=self.trust_remote_code)
+        with self.stages.stage("load model"):
+            lm = load_model(self.path, self.task, trust_remote_code=self.trust_remote_code)
         lm.name = self.name
         weight_files = [f for f in lm.path.iterdir() if f.suffix in (".safetensors", ".bin")]
         self.lm = lm
@@ -145,9 +151,13 @@ class Session:
         ``cache`` (optional, :class:`nlpress.tune.cache.PrefixCache`) restores the longest
         trained prefix of the recipe built before and stores new ones.
         """
+        from nlpress.bench.stages import StageLog
         from nlpress.finalize import finalize_model
         from nlpress.steps import apply_step, step_name
 
+        if self._built:  # a later candidate: its own stages (the model is loaded already)
+            self.stages = StageLog()
+        self._built = True
         self.load()
         st = State(self.lm, tmp, self.sample, tokenize=self.baseline.tokenize)
         st.calib_texts, st.calib_source = prep.calib_texts, prep.calib_source
@@ -158,7 +168,8 @@ class Session:
         for k, cfg in enumerate(_progress(steps[start:], self.progress), start):
             t0 = time.perf_counter()
             log.info("step %s", type(cfg).__name__)
-            info = apply_step(st, cfg)
+            with self.stages.stage(f"step {step_name(cfg)}"):
+                info = apply_step(st, cfg)
             st.steps.append(
                 {
                     "name": step_name(cfg),
@@ -168,7 +179,8 @@ class Session:
             )
             if cache is not None:
                 cache.store(st, steps[: k + 1])
-        finalize_model(st, prep.recipe)
+        with self.stages.stage("save model"):
+            finalize_model(st, prep.recipe)
         st.release_model()  # written to disk and read back to measure: no second copy resident
         (tmp / "recipe.yaml").write_text(prep.recipe.to_yaml())
         return st
@@ -183,6 +195,7 @@ class Session:
         # measured in the same process and flatter the ratio
         result = load(tmp, spin=False, device=self.device)
         metrics = self._measure(result, tmp)
+        metrics["stages"] = self.stages.summary()["stages"]
         if st.pruning:  # pruning's own gain on the result's backend, beside the baseline's
             from nlpress.bench.harness import BenchConfig
 
@@ -232,19 +245,21 @@ class Session:
         bench_texts, progress = self.bench_texts, self.progress
         cfg = self.bench or BenchConfig(progress=progress)
         log.info("evaluating")
-        base_row: dict = {
-            "name": baseline.name,
-            "backend": baseline.backend,
-            "quality": self.baseline_quality(),
-        }
-        res_row: dict = {
-            "name": result.name,
-            "backend": result.backend,
-            "quality": quality(result, eval_data, progress),
-        }
-        res_row["fidelity"] = fidelity(baseline, result, eval_data, progress)
+        with self.stages.stage("evaluate"):
+            base_row: dict = {
+                "name": baseline.name,
+                "backend": baseline.backend,
+                "quality": self.baseline_quality(),
+            }
+            res_row: dict = {
+                "name": result.name,
+                "backend": result.backend,
+                "quality": quality(result, eval_data, progress),
+            }
+            res_row["fidelity"] = fidelity(baseline, result, eval_data, progress)
         log.info("benchmarking")
-        speed = benchmark({"baseline": baseline, "result": result}, bench_texts, cfg)
+        with self.stages.stage("benchmark"):
+            speed = benchmark({"baseline": baseline, "result": result}, bench_texts, cfg)
         base_row.update(speed["baseline"])
         res_row.update(speed["result"])
         metrics: dict = {
@@ -262,12 +277,14 @@ class Session:
         if lm.task == "causal-lm":
             from nlpress.calib.pipeline_steps import measure_lm_speed
 
-            measure_lm_speed(baseline, result, eval_data, cfg, metrics)
+            with self.stages.stage("benchmark decode"):
+                measure_lm_speed(baseline, result, eval_data, cfg, metrics)
         if cfg.seq_len is None and lm.task != "causal-lm":
             import dataclasses
 
             fixed = dataclasses.replace(cfg, seq_len=128)
-            extra = benchmark({"baseline": baseline, "result": result}, bench_texts, fixed)
+            with self.stages.stage("benchmark 128 tokens"):
+                extra = benchmark({"baseline": baseline, "result": result}, bench_texts, fixed)
             metrics["extra_benchmarks"] = [
                 {"seq_len": 128, **extra, "ratios": ratios(extra, "baseline")["result"]}
             ]
@@ -277,7 +294,8 @@ class Session:
             seq = int(speed["result"]["seq_len"])
             texts = [t if isinstance(t, str) else t[0] for t in bench_texts[: cfg.batch_size]]
             for row, path in ((base_row, lm.path), (res_row, tmp)):
-                mem = peak_memory_mb(str(path), cfg.batch_size, seq, texts)
+                with self.stages.stage("memory probe"):  # its own process: not in this RSS
+                    mem = peak_memory_mb(str(path), cfg.batch_size, seq, texts)
                 row["peak_memory_mb"] = mem["model_peak_mb"]
                 row["peak_rss_mb"] = mem["peak_rss_mb"]
         return metrics
