@@ -165,7 +165,7 @@ def _noise_args(p: argparse.ArgumentParser, default=False) -> None:
         "--verbose",
         action="store_true",
         default=default,
-        help="debug messages, and the libraries' warnings",
+        help="progress and debug messages, and the libraries' warnings",
     )
 
 
@@ -364,7 +364,8 @@ def _not_root_chatter(record: logging.LogRecord) -> bool:
 def configure_logging(
     quiet: bool = False, verbose: bool = False, json_output: bool = False
 ) -> None:
-    """nlpress's own messages on stderr: INFO by default, DEBUG with -v, errors only with -q.
+    """nlpress's own messages on stderr: warnings by default, all (info, debug) with -v, errors
+    only with -q (``json_output`` changes nothing: logs go to stderr, the JSON to stdout).
 
     Only the named noisy libraries are turned down to errors (warnings with -v); the root logger
     stays at WARNING, so a warning from nlpress, or from a library not named here, is shown.
@@ -381,8 +382,8 @@ def configure_logging(
         handler.addFilter(_not_root_chatter)
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    own = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
-    log.setLevel(logging.WARNING if json_output and own == logging.INFO else own)
+    # WARNING by default: a bad input stays one `error:` line, a warning is never hidden
+    log.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     library = logging.WARNING if verbose else logging.ERROR
     for name in NOISY_LIBRARIES:
         logging.getLogger(name).setLevel(library)

@@ -44,7 +44,7 @@ def test_quiet_leaves_only_errors_and_the_result(tiny_bert, sst_file, cli, where
 def test_levels_per_flag():
     configure_logging()
     own, lib = logging.getLogger("nlpress"), logging.getLogger("onnxruntime")
-    assert own.getEffectiveLevel() == logging.INFO and lib.getEffectiveLevel() == logging.ERROR
+    assert own.getEffectiveLevel() == logging.WARNING and lib.getEffectiveLevel() == logging.ERROR
     assert logging.getLogger().level == logging.WARNING  # root is not silenced
     assert logging.getLogger("some.other.library").isEnabledFor(logging.WARNING)
     configure_logging(quiet=True)

@@ -163,7 +163,11 @@ def front_matter(
 def _before_after(metrics: Mapping) -> str:
     if "result" in metrics:
         before, after = tables.names(metrics)
-        rows = [tuple(r) for r in tables.comparison_rows(metrics)]
+        rows = [  # a row with nothing measured on either side (no labels, no memory run) is noise
+            tuple(r)
+            for r in tables.comparison_rows(metrics)
+            if (r.before, r.after) != (tables.NA, tables.NA)
+        ]
         return _md_table(("", before, after, "change"), rows, "lrrl")
     comparison = metrics.get("comparison") or {}
     if not comparison:
@@ -221,11 +225,10 @@ def render_model_card(folder: Path, name: str | None = None) -> str:
     st = (folder / "modules.json").is_file()
     fm = front_matter(folder, name, meta, recipe, metrics, st)
     title = f"{name}: {meta.get('recipe') or metrics.get('kind')} of {meta.get('source_model')}"
-    data = metrics.get("data") if isinstance(metrics.get("data"), Mapping) else {}
     if "result" in metrics:
         measured = (
             "Measured by nlpress in one run, the original (PyTorch fp32) and the result side by "
-            f"side, on `{data.get('source', 'builtin')}` ({data.get('n', '?')} rows)."
+            f"side: {tables.settings_text(metrics)}."
         )
     else:
         measured = (
