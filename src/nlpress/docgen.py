@@ -85,7 +85,8 @@ def range_text(info: FieldInfo) -> str:
 
 def default_text(info: FieldInfo) -> str:
     value: Any = info.get_default(call_default_factory=True)
-    return f"`{json.dumps(value)}`"
+    # a nested step config (select-backend's int8 settings, say) is shown as its fields
+    return f"`{json.dumps(value, default=lambda v: v.model_dump(exclude_defaults=True))}`"
 
 
 def _cell(text: str) -> str:
