@@ -105,6 +105,9 @@ VARIANTS: dict[str, Callable] = {
     "int8, fp32 embeddings": _recipe(
         [{"quantize-dynamic-int8": {"quantize_embeddings": False}}, *SESSION]
     ),
+    "int8 + attention MatMuls": _recipe(
+        [{"quantize-dynamic-int8": {"quantize_attention": True}}, *SESSION]
+    ),
     "int8 u8u8": _recipe([{"quantize-dynamic-int8": {"weight_type": "uint8"}}, *SESSION]),
     "int8-fused-attention": _recipe(
         [{"ort-optimize": {"mode": "transformers"}}, {"quantize-dynamic-int8": {}}]

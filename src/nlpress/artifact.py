@@ -27,6 +27,7 @@ import os
 import shutil
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +282,16 @@ def _replace(tmp: Path, out: Path) -> None:
         os.rename(old, out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class Artifact:
+    """A written artifact folder and its metrics; ``load()`` gives its predictor."""
+
+    path: Path
+    metrics: dict
+
+    def load(self, **kw):
+        from nlpress.runtime import load
+
+        return load(self.path, **kw)

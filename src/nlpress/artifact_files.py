@@ -40,7 +40,7 @@ def read_meta(path: Path) -> dict:
 
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-_BACKENDS = ("onnxruntime", "pytorch")
+_BACKENDS = ("onnxruntime", "openvino", "pytorch")
 _WEIGHTS = (None, "hf", "weight-only", "bitmask", "dynamic-int8")
 
 
@@ -80,8 +80,15 @@ def check_meta(path: Path, meta: dict) -> dict:
         raise bad("pooling", "mean or cls")
     if not isinstance(meta.get("normalize", False), bool):
         raise bad("normalize", "true or false")
+    if meta.get("device", "cpu") not in ("cpu", "cuda"):
+        raise bad("device", "cpu or cuda")
+    precision = meta.get("precision", "f32")
+    if not isinstance(precision, str) or len(precision) > 16:
+        raise bad("precision", "an OpenVINO inference precision such as f32 or bf16")
     name = meta.get("name", "artifact")
     return {
+        "device": meta.get("device", "cpu"),
+        "precision": precision,
         "task": meta["task"],
         "backend": meta["backend"],
         "weights_format": meta.get("weights_format"),

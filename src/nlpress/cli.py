@@ -41,6 +41,16 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _device_arg(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default=default,
+        help="run on the CPU or a CUDA GPU (PyTorch CUDA, ONNX Runtime's CUDA provider)"
+        + (f" (default {default})" if default else " (default: the artifact's own, else cpu)"),
+    )
+
+
 def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=7, help="interleaved benchmark rounds (default 7)")
     p.add_argument("--batch-size", type=int, default=32, help="throughput batch size (default 32)")
@@ -54,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="nlpress", description="Make trained NLP models smaller and faster, with proof."
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the result")
+    _noise_args(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser(
@@ -67,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--recipe",
         default="int8",
-        help="built-in recipe (int8, int8-static, onnx, int8-fused-attention, int8-torch, bf16, "
-        "int8-weight-only, int8-smoothquant, int4-rtn, int4-gptq, int4-awq, prune-structured, "
+        help="built-in recipe (int8, int8-static, onnx, int8-fused-attention, int8-torch, "
+        "openvino, int8-openvino, int8-auto, bf16, "
+        "int8-weight-only, int8-smoothquant, int8-qat, int4-rtn, int4-gptq, int4-awq, prune-structured, "
         "magnitude-50, magnitude-2:4, magnitude-90-gradual, wanda-50, sparsegpt-50, wanda-2:4, "
         "sparsegpt-2:4, int8-qat) or a YAML file",
     )
@@ -98,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-remote-code", action="store_true", help="allow the model's own Python code"
     )
     c.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    _device_arg(c, "cpu")
     _data_args(c)
     _bench_args(c)
 
@@ -108,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--task", choices=["text-classification", "sentence-embedding", "causal-lm"])
     e.add_argument("--vs", help="reference model or artifact to measure fidelity against")
     e.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    _device_arg(e, None)
     _data_args(e)
 
     b = sub.add_parser(
@@ -118,12 +131,42 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--task", choices=["text-classification", "sentence-embedding", "causal-lm"])
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     b.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    _device_arg(b, None)
     _data_args(b)
     _bench_args(b)
+    pu = sub.add_parser(
+        "push", help="upload an artifact to the Hugging Face hub, model card included"
+    )
+    pu.add_argument("artifact", help="artifact folder (the --out of compress, finetune, distill)")
+    pu.add_argument("repo_id", help="hub model repo, USER/NAME or ORG/NAME (created if missing)")
+    pu.add_argument("--private", action="store_true", help="create the repo as private")
     from nlpress.train.commands import add_commands  # finetune, distill (no heavy imports)
 
     add_commands(sub)
+    from nlpress.tune.commands import add_command as add_tune
+
+    add_tune(sub)
+    for command in sub.choices.values():  # `nlpress compress -q` as well as `nlpress -q compress`
+        _noise_args(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _noise_args(p: argparse.ArgumentParser, default=False) -> None:
+    noise = p.add_mutually_exclusive_group()
+    noise.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="only errors and the result; no progress bars",
+    )
+    noise.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="debug messages, and the libraries' warnings",
+    )
 
 
 def _columns(a) -> dict:
@@ -149,7 +192,7 @@ def _bench_cfg(a):
             f"--threads must be from 0 to 1024 (0: one per physical core), got {a.threads}"
         )
     return BenchConfig(
-        batch_size=a.batch_size, seq_len=a.seq_len, rounds=a.rounds, progress=not a.json
+        batch_size=a.batch_size, seq_len=a.seq_len, rounds=a.rounds, progress=a.progress
     )
 
 
@@ -175,8 +218,9 @@ def cmd_compress(a) -> int:
         limit=a.limit,
         bench=_bench_cfg(a),
         memory=not a.no_memory,
-        progress=not a.json,
+        progress=a.progress,
         trust_remote_code=a.trust_remote_code,
+        device=a.device,
         **_columns(a),
     )
     if a.json:
@@ -196,7 +240,14 @@ def cmd_eval(a) -> int:
     from nlpress.evaluate.api import evaluate
 
     res = evaluate(
-        a.model, a.data, task=a.task, vs=a.vs, limit=a.limit, progress=not a.json, **_columns(a)
+        a.model,
+        a.data,
+        task=a.task,
+        vs=a.vs,
+        limit=a.limit,
+        progress=a.progress,
+        device=a.device,
+        **_columns(a),
     )
     if a.json:
         print(json.dumps(res, default=str))
@@ -224,6 +275,7 @@ def cmd_bench(a) -> int:
         threads=a.threads,
         memory=not a.no_memory,
         limit=a.limit,
+        device=a.device,
         **_columns(a),
     )
     if a.json:
@@ -232,6 +284,13 @@ def cmd_bench(a) -> int:
         from nlpress.bench.api import format_bench
 
         print(format_bench(res))
+    return 0
+
+
+def cmd_push(a) -> int:
+    from nlpress.hub import push
+
+    print(push(a.artifact, a.repo_id, private=a.private))
     return 0
 
 
@@ -247,32 +306,97 @@ def cmd_distill(a) -> int:
     return run(a)
 
 
+def cmd_tune(a) -> int:
+    from nlpress.tune.commands import cmd_tune as run
+
+    return run(a)
+
+
 COMMANDS = {
     "compress": cmd_compress,
     "eval": cmd_eval,
     "bench": cmd_bench,
     "finetune": cmd_finetune,
     "distill": cmd_distill,
+    "tune": cmd_tune,
+    "push": cmd_push,
 }
 
 
-def _quiet_libraries() -> None:
+# Libraries whose INFO and WARNING messages are noise to an nlpress user (export tracing,
+# graph-optimizer chatter, download notices); -v shows their warnings.
+NOISY_LIBRARIES = (
+    "onnxruntime",
+    "torch",
+    "onnxscript",
+    "onnx_ir",
+    "huggingface_hub",
+    "accelerate",
+    "datasets",
+    "matplotlib",
+    "sentence_transformers",
+)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the moment of the message (pytest swaps it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _not_root_chatter(record: logging.LogRecord) -> bool:
+    """Drop warnings logged on the root logger itself (``logging.warning(...)``): only libraries do
+    that (onnxruntime's quantizer's "consider pre-processing"); nlpress logs under its own name."""
+    return record.name != "root" or record.levelno >= logging.ERROR
+
+
+def configure_logging(
+    quiet: bool = False, verbose: bool = False, json_output: bool = False
+) -> None:
+    """nlpress's own messages on stderr: INFO by default, DEBUG with -v, errors only with -q.
+
+    Only the named noisy libraries are turned down to errors (warnings with -v); the root logger
+    stays at WARNING, so a warning from nlpress, or from a library not named here, is shown.
+    """
     import os
     import warnings
 
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(h)  # main() may run more than once in one process (tests)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(_not_root_chatter)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    own = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
+    log.setLevel(logging.WARNING if json_output and own == logging.INFO else own)
+    library = logging.WARNING if verbose else logging.ERROR
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(library)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    if not verbose:
+        for category in (UserWarning, DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category)
     try:
         from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()
+        hf_logging.set_verbosity(library)
         hf_logging.disable_progress_bar()
     except ImportError:
         pass
-    for name in ("onnxruntime", "root", "torch.onnx"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def progress_enabled(quiet: bool, json_output: bool) -> bool:
+    """Progress bars only for a person watching: not with -q or --json, not into a file or pipe."""
+    return not (quiet or json_output) and sys.stderr.isatty()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,12 +405,13 @@ def main(argv: list[str] | None = None) -> int:
     except _UsageError as e:
         print(f"error: {one_line(str(e))}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet or getattr(args, "json", False) else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    _quiet_libraries()
+    json_output = bool(getattr(args, "json", False))
+    configure_logging(args.quiet, args.verbose, json_output)
+    args.progress = progress_enabled(args.quiet, json_output)
+    if not args.progress:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     try:
         return COMMANDS[args.command](args)
     except NlpressError as e:  # one line, however the message was built

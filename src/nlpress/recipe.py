@@ -36,7 +36,9 @@ from nlpress.step_configs import (
     STEP_CONFIGS,
     STEP_NAMES,
     CastConfig,
+    DistillStudentConfig,
     ExportOnnxConfig,
+    ExportOpenVinoConfig,
     OrtOptimizeConfig,
     PruneGradualConfig,
     PruneMagnitudeConfig,
@@ -47,9 +49,11 @@ from nlpress.step_configs import (
     PruneWandaConfig,
     QatConfig,
     QuantizeDynamicInt8Config,
+    QuantizeOpenVinoInt8Config,
     QuantizeStaticInt8Config,
     QuantizeWeightOnlyConfig,
     RecoverConfig,
+    SelectBackendConfig,
     SmoothQuantConfig,
     StepConfig,
 )
@@ -72,6 +76,10 @@ __all__ = [
     "PruneOneShotConfig",
     "PruneWandaConfig",
     "PruneSparseGPTConfig",
+    "DistillStudentConfig",
+    "ExportOpenVinoConfig",
+    "QuantizeOpenVinoInt8Config",
+    "SelectBackendConfig",
     "BLOCK_LINEARS",
     "STEP_CONFIGS",
     "PRUNE_STEPS",
@@ -123,6 +131,11 @@ BUILTIN: dict[str, dict[str, Any]] = {
         ],
     },
     "int8-torch": {"steps": [{"quantize-dynamic-int8": {"backend": "torch"}}]},
+    # OpenVINO IR on OpenVINO's CPU plugin (nlpress.runtime.openvino): fp32, and NNCF's int8
+    "openvino": {"steps": [{"export-openvino": {}}]},
+    "int8-openvino": {"steps": [{"export-openvino": {}}, {"quantize-openvino-int8": {}}]},
+    # ORT and OpenVINO int8 built side by side, the fastest that keeps the fidelity bar kept
+    "int8-auto": {"steps": [{"export-onnx": {}}, {"select-backend": {}}]},
     "bf16": {"steps": [{"cast": {"dtype": "bf16"}}]},
     # int8 weight-only: one scale per output channel (int8 needs no groups to stay accurate)
     "int8-weight-only": {
@@ -270,13 +283,73 @@ def _check_recover(steps: tuple[StepConfig, ...]) -> None:
             )
 
 
+def _check_openvino(steps: tuple[StepConfig, ...]) -> None:
+    """export-openvino once, from a plain ONNX export if source onnx; only OpenVINO steps after
+    it; quantize-openvino-int8 after it; select-backend last, with export-onnx before it for
+    its ONNX Runtime candidate."""
+    ov_at = [i for i, s in enumerate(steps, 1) if isinstance(s, ExportOpenVinoConfig)]
+    if len(ov_at) > 1:
+        raise NlpressError(f"recipe step {ov_at[1]}: export-openvino appears twice; keep one")
+    for i, s in enumerate(steps, 1):
+        name, before = STEP_NAMES[type(s)], steps[: i - 1]
+        if isinstance(s, ExportOpenVinoConfig) and s.source == "onnx":
+            if not any(isinstance(p, ExportOnnxConfig) for p in before):
+                raise NlpressError(
+                    f"recipe step {i} ({name}) with source onnx needs export-onnx before it; "
+                    "add it or use source: pytorch"
+                )
+            late = [
+                STEP_NAMES[type(p)]
+                for p in before
+                if not isinstance(
+                    p, (ExportOnnxConfig, *PRUNE_STEPS, RecoverConfig, SmoothQuantConfig)
+                )
+            ]
+            if late:
+                raise NlpressError(
+                    f"recipe step {i} ({name}) with source onnx reads the plain ONNX export; "
+                    f"move it before {late[0]} or use source: pytorch"
+                )
+        if ov_at and i > ov_at[0] and not isinstance(s, QuantizeOpenVinoInt8Config):
+            raise NlpressError(
+                f"recipe step {i} ({name}) cannot follow export-openvino; only "
+                "quantize-openvino-int8 can (move it before export-openvino)"
+            )
+        if isinstance(s, QuantizeOpenVinoInt8Config):
+            if not any(isinstance(p, ExportOpenVinoConfig) for p in before):
+                raise NlpressError(f"recipe step {i} ({name}) needs export-openvino before it")
+            if any(isinstance(p, QuantizeOpenVinoInt8Config) for p in before):
+                raise NlpressError(f"recipe step {i} ({name}) appears twice; keep one")
+        if isinstance(s, SelectBackendConfig):
+            if i != len(steps):
+                raise NlpressError(
+                    f"recipe step {i} ({name}) builds the final model and must be the last step"
+                )
+            if "onnxruntime-int8" in s.candidates and not any(
+                isinstance(p, ExportOnnxConfig) for p in before
+            ):
+                raise NlpressError(
+                    f"recipe step {i} ({name}) needs export-onnx before it for its "
+                    "onnxruntime-int8 candidate; add it or drop that candidate"
+                )
+            other = [
+                STEP_NAMES[type(p)]
+                for p in before
+                if not isinstance(p, (ExportOnnxConfig, *PRUNE_STEPS, RecoverConfig))
+            ]
+            if other:
+                raise NlpressError(
+                    f"recipe step {i} ({name}) quantizes the model itself; remove {other[0]}"
+                )
+
+
 def _check_qat(steps: tuple[StepConfig, ...]) -> None:
     """qat trains the PyTorch model for ORT's dynamic int8: before export, and int8 after it."""
     for i, s in enumerate(steps, 1):
         if not isinstance(s, QatConfig):
             continue
         before = [STEP_NAMES[type(p)] for p in steps[: i - 1] if not isinstance(p, PRUNE_STEPS)]
-        before = [n for n in before if n != "recover"]
+        before = [n for n in before if n not in ("recover", "distill-student")]
         if before:
             raise NlpressError(
                 f"recipe step {i} (qat) must come before {before[0]}; train with int8 "
@@ -294,6 +367,7 @@ def _check_qat(steps: tuple[StepConfig, ...]) -> None:
 
 def _check_order(steps: tuple[StepConfig, ...]) -> None:
     _check_qat(steps)
+    _check_openvino(steps)
     _check_recover(steps)
     _check_prune_order(steps)
     _check_smooth(steps)

@@ -32,7 +32,7 @@ class ExportOnnxConfig(StepConfig):
     # eager attention exports as plain MatMul/Softmax, which ORT's optimizer fuses into Attention;
     # SDPA exports in a shape it does not recognise.
     attn_implementation: Literal["eager", "sdpa"] = "eager"
-    validate_export: bool = True
+    validate_export: bool = True  # run ORT and PyTorch on a real batch: a wrong export fails here
     atol: float = Field(1e-4, gt=0, le=1.0)  # max |ORT - PyTorch| allowed on the validation batch
 
 
@@ -49,13 +49,21 @@ class OrtOptimizeConfig(StepConfig):
 
 
 class QuantizeDynamicInt8Config(StepConfig):
+    # onnxruntime: int8 ONNX graph on ORT's MLAS kernels (measured fastest on CPU); torch: PyTorch
+    # dynamic int8 linears, stored as int8 safetensors, for users who stay in PyTorch
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     per_channel: bool = True  # one scale per output channel: much lower error for ~free
+    # int8 weights with uint8 activations (U8S8) take MLAS's fast x86 kernels; uint8 (U8U8) measured
+    # 0.61x as fast on AVX-512 VNNI
     weight_type: Literal["int8", "uint8"] = "int8"
     reduce_range: bool = False  # 7-bit weights: only for CPUs without VNNI that saturate
     # The word-embedding table is half of a MiniLM's bytes; quantizing it (per row) is what gets
     # the artifact to a quarter of fp32.
     quantize_embeddings: bool = True
+    # Attention's own MatMuls (QK^T and attention x V, both inputs activations) in int8 too, as
+    # optimum does (48 MatMuls of MiniLM instead of 36). Off by default: ORT's quantize_dynamic
+    # leaves them in float (MatMulConstBOnly), and the gain is unmeasured on a quiet machine yet.
+    quantize_attention: bool = False
     ignore: list[str] = Field(default_factory=list)  # node/module names or "re:" patterns
     # Mixed precision (nlpress.quantize.mixed): None quantizes every selected layer; a value keeps
     # the most fidelity-sensitive layers in fp32 until the measured fidelity on held-out texts
@@ -96,6 +104,9 @@ class QuantizeStaticInt8Config(StepConfig):
     # The FFN down-projection reads GELU outputs, whose long tail a per-tensor uint8 range cannot
     # hold: on all-MiniLM-L6-v2 quantizing it dropped mean cosine to fp32 from 0.991 to 0.944.
     float_after_gelu: bool = True
+    # Attention's own MatMuls (QK^T, attention x V) with calibrated int8 inputs: ORT's static
+    # QDQ default, kept; false leaves them in float (ORT's MatMulConstBOnly)
+    quantize_attention: bool = True
     ignore: list[str] = Field(default_factory=list)  # node names or "re:" patterns
     # Mixed precision (nlpress.quantize.mixed): None quantizes every selected layer; a value keeps
     # the most fidelity-sensitive layers in fp32 until the measured fidelity on held-out texts
@@ -109,6 +120,96 @@ class QuantizeStaticInt8Config(StepConfig):
     holdout_samples: int = Field(256, ge=4, le=100_000)
     # auto: rank by both "quantized alone" and "kept fp32 alone", search both, keep the smaller set
     ranking: Literal["auto", "quantize-one", "keep-one"] = "auto"
+
+
+class ExportOpenVinoConfig(StepConfig):
+    """The model as OpenVINO IR (model.xml + model.bin), run on OpenVINO's CPU plugin."""
+
+    # pytorch: openvino.convert_model on the PyTorch model (needs no ONNX step); onnx: read the
+    #   export-onnx output. Both matched PyTorch within 3e-7 on the tiny test models. onnx must
+    #   be the plain export: ort-optimize writes ONNX Runtime's own fused ops, which OpenVINO
+    #   cannot read.
+    source: Literal["pytorch", "onnx"] = "pytorch"
+    # f32: the model's own precision on every CPU (OpenVINO would pick bf16 by itself on AMX
+    # CPUs); bf16 is faster where the CPU has AVX-512 BF16 or AMX, at a fidelity cost
+    precision: Literal["f32", "bf16"] = "f32"
+    validate_export: bool = True
+    # max |OpenVINO - PyTorch| on the validation batch, as for export-onnx (fp32 matched within
+    # 3e-7); raise it with precision bf16, whose rounding alone is about 4e-3 relative
+    atol: float = Field(1e-4, gt=0, le=1.0)
+
+
+class QuantizeOpenVinoInt8Config(StepConfig):
+    """OpenVINO int8 by NNCF (nlpress.quantize.openvino)."""
+
+    # static: NNCF post-training quantization (nncf.quantize), int8 weights and activations with
+    #   ranges calibrated on --calib texts; weights: NNCF weight compression
+    #   (nncf.compress_weights), int8 weights with fp32 compute, no calibration. On a Zen 3,
+    #   static reached mean / min cosine 0.9959 / 0.987 on MiniLM, weights 0.9996 / 0.9989 (#13).
+    mode: Literal["static", "weights"] = "static"
+    # mixed: symmetric weights, asymmetric activations; NNCF's own choice for transformers, whose
+    # activations (after GELU, softmax) are far from symmetric
+    preset: Literal["mixed", "performance"] = "mixed"
+    # calibration texts, one per NNCF sample: NNCF's default subset_size of 300
+    num_samples: int = Field(300, ge=8, le=100_000)
+    fast_bias_correction: bool = True  # NNCF's default; the full one is far slower
+    # 7-bit weights (NNCF's overflow fix) where int8 pair sums saturate. auto: every layer on
+    # CPUs without VNNI (nlpress.runtime.isa.u8s8_saturates), none on VNNI CPUs, which
+    # accumulate in int32 exactly. Measured on an AVX2-only Zen 3, NNCF's own default
+    # (first_layer) left the tiny classifier / Llama at 17.8 / 16.8 dB SQNR, all layers at
+    # 26.2 / 27.8 dB. The artifact records the choice and warns when loaded on a CPU that
+    # saturates after being tuned for one that does not.
+    overflow_fix: Literal["auto", "first_layer", "enable", "disable"] = "auto"
+    # weights mode: asymmetric int8 (a zero point per channel) is NNCF's default and the more
+    # accurate of its two int8 formats
+    symmetric_weights: bool = False
+
+
+SELECT_CANDIDATES = ("onnxruntime-int8", "openvino-int8", "openvino-int8-weights")
+
+
+class SelectBackendConfig(StepConfig):
+    """Build int8 candidates on several runtimes, keep the fastest faithful one (bench.select)."""
+
+    # onnxruntime-int8: quantize-dynamic-int8 then ort-optimize (the int8 recipe);
+    # openvino-int8 / openvino-int8-weights: quantize-openvino-int8 in static / weights mode.
+    # All three by default: which one is fastest at the fidelity bar depends on the CPU.
+    candidates: list[Literal["onnxruntime-int8", "openvino-int8", "openvino-int8-weights"]] = Field(
+        default_factory=lambda: list(SELECT_CANDIDATES), min_length=1
+    )
+    # The fidelity bar, measured against the fp32 PyTorch model. Embeddings: the issue's mean /
+    # minimum cosine (0.995 / 0.98: ORT's AVX2 int8 of MiniLM, 0.9922 / 0.9761, fails it).
+    min_cosine_mean: float = Field(0.995, gt=0.0, le=1.0)
+    min_cosine_min: float = Field(0.98, gt=0.0, le=1.0)
+    # Classifiers and LMs: top-1 agreement. int8 that flips more than 1 prediction in 100 shows up
+    # in accuracy; that is a fidelity loss a user should choose, not get by default.
+    min_top1_agreement: float = Field(0.99, gt=0.0, le=1.0)
+    # texts the fidelity is measured on (the evaluation texts): 1,000 gives a minimum cosine that
+    # no longer moves much, in well under a minute per candidate for MiniLM
+    fidelity_samples: int = Field(1000, ge=8, le=100_000)
+    # the interleaved benchmark that decides: 5 rounds of batch 32 at the data's lengths (what
+    # users run), fewer rounds than the report's own 7 since it only has to rank
+    rounds: int = Field(5, ge=1, le=100)
+    batch_size: int = Field(32, ge=1, le=4096)
+    seq_len: int | None = Field(None, ge=2, le=8192)
+    # when no candidate meets the bar: keep the most faithful one (and say so), or fail
+    if_none_pass: Literal["most-faithful", "error"] = "most-faithful"
+    onnxruntime: QuantizeDynamicInt8Config = Field(default_factory=QuantizeDynamicInt8Config)
+    openvino: QuantizeOpenVinoInt8Config = Field(default_factory=QuantizeOpenVinoInt8Config)
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"candidates repeat a name: {v}")
+        return v
+
+    @field_validator("onnxruntime")
+    @classmethod
+    def _plain_ort(cls, v: QuantizeDynamicInt8Config) -> QuantizeDynamicInt8Config:
+        if v.backend != "onnxruntime" or v.min_fidelity is not None:
+            raise ValueError("the onnxruntime candidate takes backend onnxruntime, no min_fidelity")
+        return v
 
 
 class CastConfig(StepConfig):
@@ -138,7 +239,7 @@ class QuantizeWeightOnlyConfig(StepConfig):
     # calibration, 16 x 2048 WikiText-2 tokens) plain GPTQ kept 15% of RTN's added perplexity
     # off, act_order 46%, both 51% (benchmarks/llm_weight_only.py)
     act_order: bool = True
-    range_search: bool = True
+    range_search: bool = True  # GPTQ: the mse grid search of each group's range (see act_order)
     awq_grid: int = Field(20, ge=1, le=100)  # AWQ: alphas 0, 1/grid, ... as in the reference code
     awq_duo_scaling: bool = False  # AWQ: AutoAWQ's s = x^a / w^(1-a) instead of the paper's x^a
     awq_clip: bool = True  # AWQ: the reference code's per-group clipping search after scaling
@@ -167,7 +268,7 @@ class PruneMagnitudeConfig(StepConfig):
     # threshold across layers, which prunes layers with small weights harder; row: every output
     # neuron loses the same share (Wanda's comparison group).
     scope: Literal["layer", "global", "row"] = "layer"
-    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))  # the blocks' linears
     ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
     # sparse: bitmask + non-zero values (size falls with sparsity); dense: plain safetensors
     storage: Literal["sparse", "dense"] = "sparse"
@@ -177,10 +278,11 @@ class PruneNMConfig(StepConfig):
     # keep n of every m consecutive weights along the input dimension: 2:4 is the pattern
     # NVIDIA sparse tensor cores run (m is declared first so n can be checked against it)
     m: int = Field(4, ge=2)
-    n: int = Field(2, ge=1)
-    norm: Literal["l1", "l2"] = "l1"
-    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
-    ignore: list[str] = Field(default_factory=list)
+    n: int = Field(2, ge=1)  # weights kept in every group of m (must be below m)
+    norm: Literal["l1", "l2"] = "l1"  # |w| or w^2: same ranking, both offered for parity
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))  # the blocks' linears
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
+    # sparse: bitmask + non-zero values (size falls with sparsity); dense: plain safetensors
     storage: Literal["sparse", "dense"] = "sparse"
 
     @field_validator("n")
@@ -196,7 +298,7 @@ class PruneStructuredConfig(StepConfig):
     # The issue's default: a third of the heads and half the FFN neurons of every layer; the
     # same count per layer, because transformers configs hold one head count and one width.
     head_fraction: float = Field(1 / 3, ge=0.0, le=1.0)  # 1.0 is refused with a clear error
-    ffn_fraction: float = Field(0.5, ge=0.0, lt=1.0)
+    ffn_fraction: float = Field(0.5, ge=0.0, lt=1.0)  # share of each layer's FFN neurons removed
     layer_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # whole blocks, ranked by the score
     drop_layers: list[int] = Field(default_factory=list)  # or name the blocks to drop
     # magnitude: L2 norm of each unit's weights, no data needed; activation: mean output
@@ -219,7 +321,7 @@ class _TrainStepFields(StepConfig):
     max_length: int = Field(128, ge=8)  # tokens per text: SST-2/STS sentences fit in 128
     # word embeddings: a third to a half of a small encoder; frozen unless they are pruned
     freeze_embeddings: bool = False
-    seed: int = 0
+    seed: int = 0  # data order and dropout: the same seed gives the same weights
     temperature: float = Field(2.0, gt=0)  # distill: softening as in DistilBERT
     alpha: float = Field(0.5, ge=0, le=1)  # distill: soft vs hard-label weight (1: no labels)
 
@@ -232,13 +334,14 @@ class PruneGradualConfig(_TrainStepFields):
     # pruning runs from start to end (fractions of the training steps), then the last quarter
     # trains at the final sparsity so the network recovers (the paper's schedule shape)
     start: float = Field(0.0, ge=0.0, lt=1.0)
-    end: float = Field(0.75, gt=0.0, le=1.0)
+    end: float = Field(0.75, gt=0.0, le=1.0)  # see start; the last quarter trains at s_f
     frequency: int = Field(10, ge=1)  # dt: steps between mask updates (paper: 100-1000 at scale)
     method: Literal["finetune", "distill"] = "finetune"  # labels, or the unpruned model's outputs
-    norm: Literal["l1", "l2"] = "l1"
+    norm: Literal["l1", "l2"] = "l1"  # |w| or w^2: same ranking, both offered for parity
+    # layer: every targeted layer ends at the same sparsity; global: one threshold across layers
     scope: Literal["layer", "global"] = "layer"
-    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
-    ignore: list[str] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))  # the blocks' linears
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
     storage: Literal["sparse", "dense"] = "sparse"  # sparse: bitmask, size falls with sparsity
 
     @field_validator("end")
@@ -270,6 +373,16 @@ class QatConfig(_TrainStepFields):
     max_steps: int | None = Field(300, ge=1)
 
 
+class DistillStudentConfig(_TrainStepFields):
+    """A student made by keeping some of the model's layers, distilled from the original
+    (DistilBERT's initialisation; logits, or sentence embeddings for an encoder): nlpress.train."""
+
+    # a count spreads the kept layers evenly (3 of 6: 0, 2, 4); a list names them (0-based)
+    layers: int | list[int] = 3
+    method: Literal["distill"] = "distill"  # the original model is the teacher: no labels needed
+    alpha: float = Field(0.5, ge=0, le=1)  # soft vs hard-label weight; 1 when the data has none
+
+
 class PruneOneShotConfig(StepConfig):
     """Shared keys of the calibrated one-shot LLM pruners (nlpress.prune.oneshot)."""
 
@@ -277,7 +390,7 @@ class PruneOneShotConfig(StepConfig):
     sparsity: float = Field(0.5, ge=0.0, lt=1.0)
     # N:M instead of unstructured (both or neither): e.g. n: 2, m: 4, NVIDIA's 2:4 pattern
     n: int | None = Field(None, ge=1)
-    m: int | None = Field(None, ge=2)
+    m: int | None = Field(None, ge=2)  # see n
     num_samples: int = Field(128, ge=1, le=4096)  # the papers' 128 calibration windows
     seq_len: int = Field(512, ge=8, le=8192)  # tokens per window (papers: 2048; 512 fits a CPU)
     targets: list[str] | None = None  # None: every nn.Linear inside the blocks
@@ -320,6 +433,10 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "qat": QatConfig,
     "prune-wanda": PruneWandaConfig,
     "prune-sparsegpt": PruneSparseGPTConfig,
+    "distill-student": DistillStudentConfig,
+    "export-openvino": ExportOpenVinoConfig,
+    "quantize-openvino-int8": QuantizeOpenVinoInt8Config,
+    "select-backend": SelectBackendConfig,
 }
 PRUNE_STEPS = (
     PruneMagnitudeConfig,
@@ -328,5 +445,6 @@ PRUNE_STEPS = (
     PruneGradualConfig,
     PruneWandaConfig,
     PruneSparseGPTConfig,
+    DistillStudentConfig,  # drops whole layers: it reshapes the model as structured pruning does
 )
 STEP_NAMES = {cls: name for name, cls in STEP_CONFIGS.items()}

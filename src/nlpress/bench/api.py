@@ -18,16 +18,21 @@ def bench(
     text_column: str | None = None,
     text_pair_column: str | None = None,
     label_column: str | None = None,
+    device: str | None = None,
 ) -> dict:
+    """``device``: where both models run (None: each artifact's own device, else the CPU)."""
     from nlpress.bench.harness import BenchConfig, benchmark, ratios
     from nlpress.evaluate.api import bench_texts, load_eval_data
     from nlpress.runtime import load
 
     cfg = cfg or BenchConfig()
     spin = vs is None  # two models share the cores: idle ORT threads must not busy-wait
-    preds = {"model": load(model, threads=threads, task=task, spin=spin, verify=True)}
+    preds = {
+        "model": load(model, threads=threads, task=task, spin=spin, verify=True, device=device)
+    }
     if vs is not None:
-        preds["vs"] = load(vs, threads=threads, task=preds["model"].task, spin=spin, verify=True)
+        t = preds["model"].task
+        preds["vs"] = load(vs, threads=threads, task=t, spin=spin, verify=True, device=device)
     t = preds["model"].task
     columns = {
         "text_column": text_column,
@@ -40,7 +45,7 @@ def bench(
     for key, p in preds.items():
         res[key]["name"] = p.name
         res[key]["path"] = str(model if key == "model" else vs)
-    if memory:
+    if memory and all(p.device == "cpu" for p in preds.values()):  # the probe measures CPU RSS
         from nlpress.bench.memory import peak_memory_mb
 
         for key in preds:

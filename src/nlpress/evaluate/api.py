@@ -37,12 +37,15 @@ def evaluate(
     text_pair_column: str | None = None,
     label_column: str | None = None,
     progress: bool = False,
+    device: str | None = None,
 ) -> dict:
-    """Task quality of ``model`` on ``data``; with ``vs``, also its fidelity to that model."""
+    """Task quality of ``model`` on ``data``; with ``vs``, also its fidelity to that model.
+
+    ``device``: where ``model`` runs (None: an artifact's own device); ``vs`` runs on the CPU."""
     from nlpress.evaluate.task_eval import fidelity, quality
     from nlpress.runtime import load
 
-    pred = load(model, task=task, verify=True)  # files checked against their recorded sha256
+    pred = load(model, task=task, verify=True, device=device)  # files checked against sha256
     columns = {
         "text_column": text_column,
         "text_pair_column": text_pair_column,

@@ -48,8 +48,12 @@ def quantize_onnx_dynamic(
         weight_type=QuantType.QInt8 if cfg.weight_type == "int8" else QuantType.QUInt8,
         op_types_to_quantize=op_types,
         nodes_to_exclude=exclude,
-        # the optimizer's fused graph lacks some type annotations the quantizer needs (DESIGN.md)
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        # the optimizer's fused graph lacks some type annotations the quantizer needs (DESIGN.md);
+        # MatMulConstBOnly false also quantizes MatMuls of two activations (QK^T, attention x V)
+        extra_options={
+            "DefaultTensorType": onnx.TensorProto.FLOAT,
+            "MatMulConstBOnly": not cfg.quantize_attention,
+        },
     )
     from nlpress.export.ort_optimize import op_counts
 
@@ -59,6 +63,18 @@ def quantize_onnx_dynamic(
 
         raise NlpressError("quantize-dynamic-int8: the model has no layer that can be quantized")
     return {"backend": "onnxruntime", "quantized_ops": counts, "excluded": exclude}
+
+
+def activation_matmuls(graph) -> list[str]:
+    """MatMul nodes whose both inputs are activations (attention's QK^T and attention x V):
+    neither an initializer nor a Constant's output."""
+    consts = {i.name for i in graph.initializer}
+    consts |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    return [
+        n.name
+        for n in graph.node
+        if n.op_type == "MatMul" and not any(i in consts for i in n.input[:2])
+    ]
 
 
 def _has_int8_tables(path: Path) -> bool:

@@ -94,6 +94,10 @@ def quantize_onnx_static(
     if cfg.float_after_gelu:
         exclude += [n for n in after_gelu(graph.node) if n not in exclude]
     exclude += [n for n in keep_fp32 if n not in exclude]
+    if not cfg.quantize_attention:  # ORT's QDQ quantizer ignores MatMulConstBOnly: name them
+        from nlpress.quantize.dynamic import activation_matmuls
+
+        exclude += [n for n in activation_matmuls(graph) if n not in exclude]
     op_types = sorted(t for t in QDQRegistry if t not in cfg.exclude_op_types)
     if not op_types:  # ORT reads an empty list as "every op type"
         raise NlpressError("quantize-static-int8: exclude_op_types leaves no layer to quantize")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpress.report import pruning, tables
+from nlpress.report.backend import HEADER, backend_rows
 
 CSS = """
 body { font-family: system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif;
@@ -66,6 +67,9 @@ def _sections(
         out.append(
             ("Sparsity per layer", ("layer", "removed"), pruning.per_layer_rows(metrics), "lr")
         )
+    chosen = backend_rows(metrics)
+    if chosen:
+        out.append(("Backend selection", HEADER, chosen, "lrrlll"))
     steps = tables.steps_rows(metrics)
     out.append(
         ("Steps", ("step", "seconds", "info"), list(steps) or [(tables.NA, tables.NA, "")], "lrl")

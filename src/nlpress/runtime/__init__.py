@@ -1,4 +1,4 @@
-"""``load()``: an artifact or a model folder as a predictor on ONNX Runtime or PyTorch."""
+"""``load()``: an artifact or a model folder as a predictor on ONNX Runtime, OpenVINO or PyTorch."""
 
 from __future__ import annotations
 
@@ -19,31 +19,56 @@ def load(
     task: str | None = None,
     spin: bool = True,
     verify: bool = False,
+    device: str | None = None,
 ) -> Predictor:
     """Load an nlpress artifact, or a Hugging Face model (folder, hub id or ``default``) in PyTorch fp32.
 
     ``spin=False`` keeps idle ONNX Runtime threads from busy-waiting (see :class:`OrtPredictor`).
     An artifact's files are checked against the sizes recorded in its nlpress.json on every load;
     ``verify=True`` also checks their sha256 (``nlpress eval`` and ``bench`` do).
+    ``device``: "cpu" or "cuda" (see :mod:`nlpress.runtime.device`); None runs an artifact on
+    the device recorded in it, and a model folder on the CPU.
     """
     from nlpress.models.loader import load_model
+    from nlpress.runtime.device import check_device, check_device_name
     from nlpress.runtime.predictor import torch_predictor_from_loaded
 
+    if device is not None:
+        check_device_name(device)
     p = Path(path)
     if p.is_dir() and is_artifact(p):
-        pred = _load_artifact(p, threads, spin, verify)
+        pred = _load_artifact(p, threads, spin, verify, device)
         if task is not None and task != pred.task:
             raise NlpressError(
                 f"{path} is a {pred.task} artifact, not {task}; drop --task or pick another model"
             )
         return pred
+    check_device(device or "cpu")  # before the slow weight load
     lm = load_model(path, task)
     if threads:
         import torch
 
         torch.set_num_threads(threads)  # the caller asked for it explicitly
     files = [f for f in lm.path.iterdir() if f.suffix in (".safetensors", ".bin")]
-    return torch_predictor_from_loaded(lm, "pytorch-fp32", files, threads)
+    return torch_predictor_from_loaded(lm, "pytorch-fp32", files, threads, device or "cpu")
+
+
+def _artifact_device(p: Path, meta: dict, device: str | None) -> str:
+    """``device``, or the one recorded in the artifact; checked to run here."""
+    from nlpress.runtime.device import check_device
+
+    chosen = device or meta.get("device", "cpu")
+    try:
+        check_device(chosen, meta["backend"])
+    except NlpressError as e:
+        if device is None:  # the user did not ask for it: say where it came from
+            raise NlpressError(
+                f"{p} records device {chosen} in nlpress.json, but "
+                f"{str(e).removeprefix('--device cuda: ')}; "
+                "load it with device='cpu' (--device cpu) to run it on the CPU"
+            ) from e
+        raise
+    return chosen
 
 
 def _warn_portability(meta: dict, pred: OrtPredictor) -> None:
@@ -57,13 +82,16 @@ def _warn_portability(meta: dict, pred: OrtPredictor) -> None:
         logging.getLogger(__name__).warning(warning)
 
 
-def _load_artifact(p: Path, threads: int, spin: bool = True, verify: bool = False) -> Predictor:
+def _load_artifact(
+    p: Path, threads: int, spin: bool = True, verify: bool = False, device: str | None = None
+) -> Predictor:
     from nlpress.artifact import check_meta, verify_files
     from nlpress.models.loader import load_tokenizer
 
     raw = read_meta(p)
     meta = check_meta(p, raw)
     verify_files(p, raw, hashes=verify)
+    device = _artifact_device(p, meta, device)
     tok = load_tokenizer(p)
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
@@ -79,9 +107,14 @@ def _load_artifact(p: Path, threads: int, spin: bool = True, verify: bool = Fals
     if not model_file.is_file():
         raise NlpressError(f"{p} lacks its model file {model_file.name}; rebuild the artifact")
     if meta["backend"] == "onnxruntime":
-        pred = OrtPredictor(model_file, threads=threads, spin=spin, **common)
+        pred = OrtPredictor(model_file, threads=threads, spin=spin, device=device, **common)
         _warn_portability(raw, pred)
         return pred
+    if meta["backend"] == "openvino":
+        from nlpress.runtime.openvino import OpenVinoPredictor, warn_if_int8_saturates
+
+        warn_if_int8_saturates(raw, p)
+        return OpenVinoPredictor(model_file, threads=threads, precision=meta["precision"], **common)
     if threads:
         import torch
 
@@ -92,7 +125,7 @@ def _load_artifact(p: Path, threads: int, spin: bool = True, verify: bool = Fals
     module = TaskModule(
         model, meta["task"], meta["input_names"], meta["pooling"], meta["normalize"]
     )
-    return TorchPredictor(module, files=[model_file], threads=threads, **common)
+    return TorchPredictor(module, files=[model_file], threads=threads, device=device, **common)
 
 
 def _torch_model(p: Path, meta: dict):

@@ -40,6 +40,7 @@ class Predictor:
     """Shared tokenization, batching and task methods; subclasses implement ``forward``."""
 
     backend = "?"
+    device = "cpu"
 
     def __init__(
         self,
@@ -199,6 +200,7 @@ class OrtPredictor(Predictor):
         providers: list[str] | None = None,
         spin: bool = True,
         exact_int8: bool = True,
+        device: str = "cpu",
         **kw,
     ):
         """``spin=False`` stops idle ONNX Runtime threads from busy-waiting; use it whenever
@@ -217,11 +219,11 @@ class OrtPredictor(Predictor):
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         configure_int8_session(so, exact=exact_int8)
+        self.device = device
         self.onnx_path = Path(onnx_path)
+        providers = providers or _providers(device)
         try:
-            self.session = ort.InferenceSession(
-                str(onnx_path), so, providers=providers or _providers()
-            )
+            self.session = ort.InferenceSession(str(onnx_path), so, providers=providers)
         except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail)
             first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise NlpressError(
@@ -270,18 +272,28 @@ class OrtPredictor(Predictor):
 class TorchPredictor(Predictor):
     backend = "pytorch"
 
-    def __init__(self, module, *, threads: int = 0, **kw):
+    def __init__(self, module, *, threads: int = 0, device: str = "cpu", **kw):
         import torch
 
         self.module = module.eval()
         super().__init__(threads=threads or torch.get_num_threads(), **kw)
+        self.to(device)
+
+    def to(self, device: str) -> TorchPredictor:
+        """Move the model to ``device`` ("cpu" or "cuda"; checked by nlpress.runtime.device)."""
+        if device != self.device:
+            self.module.to(device)
+            self.device = device
+        return self
 
     def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            out = self.module(**{n: torch.from_numpy(batch[n]) for n in self.input_names})
-        return out.float().numpy()
+            out = self.module(
+                **{n: torch.from_numpy(batch[n]).to(self.device) for n in self.input_names}
+            )
+        return out.float().cpu().numpy()  # .cpu() also waits for the GPU: timings stay honest
 
     def compute_profile(self) -> dict | None:
         """Multiply-adds per token and GEMM format (:mod:`nlpress.bench.peak`)."""
@@ -301,15 +313,16 @@ def _physical_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _providers() -> list[str]:
+def _providers(device: str = "cpu") -> list[str]:
     import onnxruntime as ort
 
-    avail = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
+    from nlpress.runtime.device import ort_providers
+
+    return ort_providers(device, ort.get_available_providers())
 
 
 def torch_predictor_from_loaded(
-    lm: Any, name: str, files: list[Path], threads: int = 0
+    lm: Any, name: str, files: list[Path], threads: int = 0, device: str = "cpu"
 ) -> TorchPredictor:
     from nlpress.models.task_module import TaskModule, model_input_names
 
@@ -325,6 +338,7 @@ def torch_predictor_from_loaded(
         id2label=lm.id2label,
         max_length=_max_len(lm.model.config, lm.tokenizer),
         threads=threads,
+        device=device,
     )
 
 

@@ -108,7 +108,7 @@ def _common(a) -> dict:
         resume=a.resume,
         limit=a.limit,
         eval_split=a.eval_split,
-        progress=not a.json,
+        progress=a.progress,
         columns={
             "text_column": a.text_column,
             "text_pair_column": a.text_pair_column,

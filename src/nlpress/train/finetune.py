@@ -99,7 +99,7 @@ def finetune(
 ):
     """Fine-tune ``model`` on labelled ``data`` into a classifier artifact at ``out``.
 
-    Returns the :class:`~nlpress.pipeline.Artifact` on the main process, None on the others.
+    Returns the :class:`~nlpress.artifact.Artifact` on the main process, None on the others.
     """
     from nlpress.models.loader import resolve_model_path
     from nlpress.train.data import check_max_length, heldout_split, read_training_data

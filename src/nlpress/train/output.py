@@ -35,9 +35,8 @@ def finish(kind: str, out: Path, force: bool, model: tuple, head: dict, result, 
     (model, task, data, configs); ``compare`` the arguments of
     :func:`nlpress.train.distill.compare_to_teacher` (quality and speed against the teacher).
     """
-    from nlpress.artifact import atomic_artifact
+    from nlpress.artifact import Artifact, atomic_artifact
     from nlpress.bench.env import environment
-    from nlpress.pipeline import Artifact
 
     module, tokenizer, task, source = model
     module.eval()
@@ -65,6 +64,9 @@ def finish(kind: str, out: Path, force: bool, model: tuple, head: dict, result, 
         write_json(tmp / "env.json", env)
         write_json(tmp / "metrics.json", {**metrics, "env": env})
         write_report(tmp, metrics)
+        from nlpress.hub import prepare_for_hub
+
+        prepare_for_hub(tmp, Path(source), out.name)
     # the artifact is written: its resumable checkpoints (optimizer state included) can go, if
     # nlpress made the folder (a folder of the same name that someone else made is never removed)
     from nlpress.train.loop import made_by_nlpress
