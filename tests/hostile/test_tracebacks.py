@@ -203,14 +203,14 @@ def test_out_in_an_unwritable_folder_is_refused_before_the_run(
 ):
     import tempfile
 
-    from nlpress import pipeline
+    from nlpress import session  # compress() reads the recipe there, after the output check
 
     def refuse(*a, **k):
         raise PermissionError(1, "Operation not permitted")
 
     ran = []
     monkeypatch.setattr(tempfile, "mkdtemp", refuse)  # what an immutable folder does (root too)
-    monkeypatch.setattr(pipeline, "load_recipe", lambda *a, **k: ran.append(1))
+    monkeypatch.setattr(session, "load_recipe", lambda *a, **k: ran.append(1))
     r = cli("compress", "--model", tiny_classifier, "--out", tmp_path / "o", *fast)
     user_error(r, "cannot write")
     assert not ran, "the run started before the output folder was checked"
