@@ -308,3 +308,15 @@ def test_resume_from_a_broken_checkpoint(
             "--resume", "--epochs", "1", "--batch-size", "8", "--cpu", "--json")  # fmt: skip
     user_error(r, word)
     assert tree(ck) == before and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "null", "{bad", DEEP, '"x"'])
+def test_tune_study_file_that_is_not_an_object(
+    text, tmp_path, cli, tiny_classifier, sst_file, tree, user_error
+):
+    out = tmp_path / "tuned"
+    out.mkdir()
+    (out / "study.json").write_text(text)
+    before = tree(out)
+    user_error(cli("tune", "--model", tiny_classifier, "--data", sst_file, "--out", out), "study")
+    assert tree(out) == before
