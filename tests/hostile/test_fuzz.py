@@ -4,7 +4,7 @@ an exit code other than 0 or 2, an exit 2 that is not one ``error:`` line, and a
 outside the output folder (the inputs themselves, the fixture models, a canary folder).
 
 ``NLPRESS_FUZZ_SEED`` picks the seed (default 0) and ``NLPRESS_FUZZ_SECONDS`` the time budget
-(default 150); the count of inputs tried is printed and recorded as the ``fuzz_inputs`` property.
+(default 90); the count of inputs tried is printed and recorded as the ``fuzz_inputs`` property.
 
 Recipes that pass every check before the model is loaded are counted as accepted; the first
 few of them run the whole compression, the rest stop at that point (a full run takes seconds,
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 SEED = int(os.environ.get("NLPRESS_FUZZ_SEED", "0"))
-BUDGET = float(os.environ.get("NLPRESS_FUZZ_SECONDS", "150"))
+BUDGET = float(os.environ.get("NLPRESS_FUZZ_SECONDS", "90"))
 PER_KIND = {"model": 90, "data": 110, "recipe": 90, "artifact": 90}
 FULL_RUNS = 2  # accepted recipes that run the whole compression
 FAST = ["--rounds", "1", "--seq-len", "8", "--batch-size", "2", "--no-memory", "--limit", "4"]

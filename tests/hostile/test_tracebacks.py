@@ -203,14 +203,14 @@ def test_out_in_an_unwritable_folder_is_refused_before_the_run(
 ):
     import tempfile
 
-    from nlpress import pipeline
+    from nlpress import session  # compress() reads the recipe there, after the output check
 
     def refuse(*a, **k):
         raise PermissionError(1, "Operation not permitted")
 
     ran = []
     monkeypatch.setattr(tempfile, "mkdtemp", refuse)  # what an immutable folder does (root too)
-    monkeypatch.setattr(pipeline, "load_recipe", lambda *a, **k: ran.append(1))
+    monkeypatch.setattr(session, "load_recipe", lambda *a, **k: ran.append(1))
     r = cli("compress", "--model", tiny_classifier, "--out", tmp_path / "o", *fast)
     user_error(r, "cannot write")
     assert not ran, "the run started before the output folder was checked"
@@ -308,3 +308,15 @@ def test_resume_from_a_broken_checkpoint(
             "--resume", "--epochs", "1", "--batch-size", "8", "--cpu", "--json")  # fmt: skip
     user_error(r, word)
     assert tree(ck) == before and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "null", "{bad", DEEP, '"x"'])
+def test_tune_study_file_that_is_not_an_object(
+    text, tmp_path, cli, tiny_classifier, sst_file, tree, user_error
+):
+    out = tmp_path / "tuned"
+    out.mkdir()
+    (out / "study.json").write_text(text)
+    before = tree(out)
+    user_error(cli("tune", "--model", tiny_classifier, "--data", sst_file, "--out", out), "study")
+    assert tree(out) == before

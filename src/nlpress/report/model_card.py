@@ -13,7 +13,6 @@ done, shows the before/after table of the report, how to load the model (snippet
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,8 +48,11 @@ def _read(folder: Path, name: str) -> Any:
     p = folder / name
     if not p.is_file():
         return {}
-    text = p.read_text(encoding="utf-8")
-    return (yaml.safe_load(text) if name.endswith(".yaml") else json.loads(text)) or {}
+    from nlpress.guards import load_yaml, read_json
+
+    if name.endswith(".yaml"):  # bounded: an artifact's recipe.yaml may be hostile
+        return load_yaml(p.read_text(encoding="utf-8"), str(p)) or {}
+    return read_json(p, "artifact file", "rebuild the artifact", kind=None) or {}
 
 
 def base_model(source: str) -> str | None:

@@ -108,6 +108,10 @@ def _load_artifact(
 
         require_openvino(f"{p} is an OpenVINO artifact and")
     model_file = meta["model_file"]
+    if meta["backend"] == "openvino":  # a missing runtime says how to install it, first
+        from nlpress.runtime.openvino import require_openvino
+
+        require_openvino("this OpenVINO artifact")
     if not model_file.is_file():
         raise NlpressError(f"{p} lacks its model file {model_file.name}; rebuild the artifact")
     if meta["backend"] == "onnxruntime":

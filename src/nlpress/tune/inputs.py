@@ -197,10 +197,9 @@ def check_out(out: Path, fp: dict, name: str, resume: bool, force: bool) -> tupl
         if resume:
             raise NlpressError(f"--resume: {out} holds no study to continue; leave --resume out")
         return name, False
-    try:
-        old = json.loads(meta.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise NlpressError(f"{meta} is unreadable ({e}); pass --force to start over") from e
+    from nlpress.guards import read_json
+
+    old = read_json(meta, "study file", "pass --force to start over")  # a dict, bounded
     if force:
         for n in OWNED:
             p = out / n

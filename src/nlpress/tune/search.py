@@ -325,7 +325,7 @@ def _first_feasible(rows: list[dict], trials: list) -> float | None:
 
 
 def _plain(m: dict) -> dict:
-    from nlpress.artifact import _jsonable
+    from nlpress.artifact_files import _jsonable
 
     return json.loads(json.dumps(m, default=_jsonable))
 
