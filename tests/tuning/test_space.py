@@ -6,7 +6,7 @@ import pytest
 
 from nlpress.errors import NlpressError
 from nlpress.recipe import load_recipe, recipe_from_dict
-from nlpress.tune.space import make_space, recipe_for, seeds, suggest
+from nlpress.tuning.space import make_space, recipe_for, seeds, suggest
 
 
 def _spaces():
@@ -53,3 +53,10 @@ def test_distill_without_training_data_says_what_to_pass():
     with pytest.raises(NlpressError, match="pass --train"):
         make_space("text-classification", ("int8", "distill"), 6, False, False)
     assert "distill" not in make_space("text-classification", None, 6, False, False).families
+
+
+def test_nlpress_tune_stays_a_function_after_its_modules_load():
+    import nlpress
+    import nlpress.tuning.api  # noqa: F401
+
+    assert callable(nlpress.tune)

@@ -1,1 +1,0 @@
-"""``nlpress tune``: choose the compression by experiment (see :mod:`nlpress.tune.api`)."""
