@@ -49,8 +49,8 @@ def distill(*args, **kwargs):
 
 def tune(*args, **kwargs):
     """Search compressions for the fastest model within an accuracy budget; see
-    :func:`nlpress.tune.api.tune`."""
-    from nlpress.tune.api import tune as _tune
+    :func:`nlpress.tuning.api.tune`."""
+    from nlpress.tuning.api import tune as _tune
 
     return _tune(*args, **kwargs)
 

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nlpress.train.commands import add_commands  # finetune, distill (no heavy imports)
 
     add_commands(sub)
-    from nlpress.tune.commands import add_command as add_tune
+    from nlpress.tuning.commands import add_command as add_tune
 
     add_tune(sub)
     for command in sub.choices.values():  # `nlpress compress -q` as well as `nlpress -q compress`
@@ -312,7 +312,7 @@ def cmd_distill(a) -> int:
 
 
 def cmd_tune(a) -> int:
-    from nlpress.tune.commands import cmd_tune as run
+    from nlpress.tuning.commands import cmd_tune as run
 
     return run(a)
 

@@ -148,7 +148,7 @@ class Session:
     def build(self, prep: Prepared, tmp: Path, cache: Any = None) -> State:
         """Run ``prep``'s steps into ``tmp`` and save the model there (no metrics yet).
 
-        ``cache`` (optional, :class:`nlpress.tune.cache.PrefixCache`) restores the longest
+        ``cache`` (optional, :class:`nlpress.tuning.cache.PrefixCache`) restores the longest
         trained prefix of the recipe built before and stores new ones.
         """
         from nlpress.bench.stages import StageLog

@@ -7,8 +7,8 @@ import sys
 
 
 def main() -> int:
-    from nlpress.tune.api import tune
-    from nlpress.tune.commands import quiet_optuna
+    from nlpress.tuning.api import tune
+    from nlpress.tuning.commands import quiet_optuna
 
     quiet_optuna()
 

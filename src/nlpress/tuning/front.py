@@ -55,7 +55,7 @@ def heldout_measure(session, heldout, front: list[dict], out: Path, goal, base_q
     from nlpress.evaluate.api import bench_texts
     from nlpress.evaluate.task_eval import quality
     from nlpress.runtime import load
-    from nlpress.tune.trial import bench_config, drop_points
+    from nlpress.tuning.trial import bench_config, drop_points
 
     preds, res = {}, {}
     for r in front:
@@ -90,7 +90,7 @@ def heldout_measure(session, heldout, front: list[dict], out: Path, goal, base_q
 
 def final_choice(front: list[dict], held: dict, goal) -> tuple[dict | None, str]:
     """(chosen row, why): the fastest front member within the budget on the held-out split too."""
-    from nlpress.tune.trial import objective_value
+    from nlpress.tuning.trial import objective_value
 
     if not front:
         return None, f"no trial met --max-drop {goal.max_drop} on the search split"

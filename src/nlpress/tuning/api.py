@@ -5,7 +5,7 @@ load the model, data and fp32 baseline once (:class:`nlpress.session.Session`), 
 until the budget (time or count) is spent: the cheap seeds first, then the sampler's proposals.
 Each finished feasible trial that beats the best so far replaces ``out/best`` atomically, so a
 complete best artifact is on disk from the first feasible trial on. At the end the front is
-re-measured on the held-out split and the report written (:mod:`nlpress.tune.front`).
+re-measured on the held-out split and the report written (:mod:`nlpress.tuning.front`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from nlpress.artifact import Artifact, write_json
 from nlpress.errors import NlpressError
 from nlpress.session import EVAL_LIMIT
-from nlpress.tune import inputs as I
+from nlpress.tuning import inputs as I
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def tune(
     spent fully. ``train`` enables distilled students and recovery training.
     """
     from nlpress.models.loader import detect_task, read_config, resolve_model_path
-    from nlpress.tune.space import make_space
-    from nlpress.tune.study import open_storage
+    from nlpress.tuning.space import make_space
+    from nlpress.tuning.study import open_storage
 
     out = Path(out).absolute()
     drop = I.check_numbers(max_drop, trials, workers, heldout, rounds)
@@ -158,7 +158,7 @@ def tune(
         eval_data=search,
     )
     session.name = "all-MiniLM-L6-v2 (default)" if str(model) == "default" else str(model)
-    from nlpress.tune.search import Search
+    from nlpress.tuning.search import Search
 
     goal_kw = dict(metric=metric, max_drop=drop, objective=objective, rounds=rounds)
     srch = Search(session, sp, st, name, out, goal_kw, seed, train)
@@ -201,7 +201,7 @@ def tune(
 
 
 def _public(url: str | None) -> str:
-    from nlpress.tune.study import _redact
+    from nlpress.tuning.study import _redact
 
     return "journal file study.journal" if url is None else _redact(url)
 
@@ -224,7 +224,7 @@ def _spawn(n: int, kw: dict) -> list:
         f = open(log_dir / f"worker-{i + 1}.log", "a")  # noqa: SIM115  (closed with the process)
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "nlpress.tune.worker", json.dumps(kw)],
+                [sys.executable, "-m", "nlpress.tuning.worker", json.dumps(kw)],
                 stdout=f,
                 stderr=subprocess.STDOUT,
             )

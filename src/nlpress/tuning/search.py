@@ -13,9 +13,9 @@ from typing import Any
 
 from nlpress.artifact import write_json
 from nlpress.errors import NlpressError
-from nlpress.tune import front as F
-from nlpress.tune import study as S
-from nlpress.tune.trial import Goal, Hopeless, run_trial, trial_row, write_best
+from nlpress.tuning import front as F
+from nlpress.tuning import study as S
+from nlpress.tuning.trial import Goal, Hopeless, run_trial, trial_row, write_best
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +27,14 @@ class Search:
     def __init__(
         self, session, space, storage, name: str, out: Path, goal_kw: dict, seed: int, train
     ) -> None:
-        from nlpress.tune.cache import PrefixCache
+        from nlpress.tuning.cache import PrefixCache
 
         self.session, self.space, self.out, self.seed = session, space, out, seed
         self.goal = Goal(**goal_kw)
         directions = ["minimize", "minimize" if self.goal.objective == "size" else "maximize"]
         self.study, created = S.open_study(storage, name, directions)
         if created:
-            from nlpress.tune.space import seeds
+            from nlpress.tuning.space import seeds
 
             for p in seeds(space):
                 self.study.enqueue_trial(p, user_attrs={"seed": True})
@@ -106,7 +106,7 @@ class Search:
         """Run one asked trial; 'ok', 'pruned', 'duplicate', 'infeasible' or 'error'."""
         from optuna.trial import TrialState
 
-        from nlpress.tune.space import recipe_for, suggest
+        from nlpress.tuning.space import recipe_for, suggest
 
         trial.set_user_attr("worker", S.whoami())
         params = suggest(trial, self.space)
@@ -243,8 +243,8 @@ class Search:
 
     def finish(self, heldout, search) -> Any:
         from nlpress.artifact import Artifact
-        from nlpress.tune import report
-        from nlpress.tune.api import TuneResult
+        from nlpress.tuning import report
+        from nlpress.tuning.api import TuneResult
 
         rows = [trial_row(t) for t in self._finished()]
         front = F.pareto(rows, self.goal.objective)
@@ -364,7 +364,7 @@ def _fid(f: dict) -> float | None:
 
 
 def _head(d):
-    from nlpress.tune.trial import PROXY_ROWS
+    from nlpress.tuning.trial import PROXY_ROWS
 
     if isinstance(d, str):
         return d[: PROXY_ROWS * 200]

@@ -59,7 +59,7 @@ def study_rows(storage, out: Path | None = None) -> list:
     """Every trial of the one study in ``storage`` (a URL, or the journal file in ``out``)."""
     import optuna
 
-    from nlpress.tune.study import open_storage
+    from nlpress.tuning.study import open_storage
 
     storage = open_storage(storage, out)
     (summary,) = optuna.get_all_study_summaries(storage)
@@ -75,8 +75,8 @@ def computed(trials) -> list:
 
 def front_of(trials) -> set:
     """The Pareto front as a set of (recipe parameters, values)."""
-    from nlpress.tune.front import pareto
-    from nlpress.tune.trial import trial_row
+    from nlpress.tuning.front import pareto
+    from nlpress.tuning.trial import trial_row
 
     rows = [trial_row(t) for t in trials if t.user_attrs.get("done")]
     keys = {t.number: t.user_attrs["key"] for t in trials if t.user_attrs.get("done")}

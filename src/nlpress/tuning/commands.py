@@ -1,5 +1,5 @@
 """``nlpress tune``: argument parsing and the call, kept out of ``cli.py`` (which only registers
-it). Every flag maps to an argument of :func:`nlpress.tune.api.tune`."""
+it). Every flag maps to an argument of :func:`nlpress.tuning.api.tune`."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def quiet_optuna() -> None:
 
 
 def cmd_tune(a: argparse.Namespace) -> int:
-    from nlpress.tune.api import tune
+    from nlpress.tuning.api import tune
 
     quiet_optuna()
 

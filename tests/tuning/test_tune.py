@@ -46,7 +46,7 @@ def test_tune_end_to_end(tiny_classifier, dev_file, train_file, tmp_path):
 def test_trial_recipe_reproduces_with_compress(tiny_classifier, dev_file, train_file, tmp_path):
     """A trial's recipe.yaml is an ordinary recipe: compress builds the same model from it."""
     from nlpress.bench.harness import BenchConfig
-    from nlpress.tune.space import make_space, recipe_for
+    from nlpress.tuning.space import make_space, recipe_for
 
     space = make_space("text-classification", ("prune", "int8"), 2, True, False, 2, str(train_file))
     p = {"prune": "ffn-25", "recover": True, "quant": "int8"}
