@@ -60,3 +60,38 @@ def test_nlpress_tune_stays_a_function_after_its_modules_load():
     import nlpress.tuning.api  # noqa: F401
 
     assert callable(nlpress.tune)
+
+
+def test_prefix_cache_round_trips_a_pruned_model_without_pickle(tiny_classifier, tmp_path):
+    import torch
+
+    from nlpress.models.loader import load_model
+    from nlpress.prune.structured import prune_structured
+    from nlpress.state import State
+    from nlpress.tuning.cache import PrefixCache
+
+    lm = load_model(tiny_classifier)
+    steps = list(
+        recipe_from_dict(
+            {
+                "name": "t",
+                "steps": [
+                    {"prune-structured": {"head_fraction": 0.5, "ffn_fraction": 0.5}},
+                    {"recover": {}},
+                ],
+            }
+        ).steps
+    )
+    st = State(lm, tmp_path, {})
+    st.torch_model, _ = prune_structured(lm.model, steps[0])
+    st.masks = {"w": torch.ones(3, 4, dtype=torch.bool)}
+    st.pruning, st.steps = {"kind": "structured"}, [{"name": "recover", "info": {"loss": 0.5}}]
+    cache = PrefixCache(tmp_path / "cache", tiny_classifier, None)
+    cache.store(st, steps)
+    assert not list((tmp_path / "cache").rglob("*.pt"))
+    again = State(lm, tmp_path, {})
+    assert cache.restore(again, steps + [steps[-1]]) == 2
+    a, b = st.torch_model.state_dict(), again.torch_model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(again.masks["w"], st.masks["w"])
+    assert again.steps[0]["info"]["cached"] is True

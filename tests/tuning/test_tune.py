@@ -40,7 +40,7 @@ def test_tune_end_to_end(tiny_classifier, dev_file, train_file, tmp_path):
     md = (out / "report.md").read_text()
     assert "## Every trial" in md and "held-out" in md and "Why:" in md
     # the seeds include a distilled student: its trained prefix is cached for reuse
-    assert list((out / "cache").glob("*.pt"))
+    assert list((out / "cache").glob("*/state.json"))
 
 
 def test_trial_recipe_reproduces_with_compress(tiny_classifier, dev_file, train_file, tmp_path):
