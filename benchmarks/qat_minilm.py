@@ -57,6 +57,7 @@ def main() -> None:
     (work / "eval.tsv").write_text("sentence\n" + "\n".join(evals) + "\n")
     (work / "train.tsv").write_text("sentence\n" + "\n".join(train) + "\n")
     out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     quick = BenchConfig(rounds=1, progress=False)
     common = dict(data=work / "eval.tsv", force=True, memory=False, bench=quick, limit=a.rows)
     nlpress.compress(recipe="int8", out=out / "int8", **common)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -220,3 +222,59 @@ def lm_corpus(tmp_path) -> Path:
     p = tmp_path / "corpus.txt"
     p.write_text("\n".join(lines) + "\n")
     return p
+
+
+# -- artifacts and their model cards (tests/report/test_model_card.py, tests/models/test_hf_loaders.py)
+def _build(model, task, recipe, out: Path, data=None, overrides=(), limit=8) -> Path:
+    import nlpress
+    from nlpress.bench.harness import BenchConfig
+
+    nlpress.compress(
+        model,
+        task,
+        data,
+        recipe,
+        out,
+        overrides=list(overrides),
+        limit=limit,
+        bench=BenchConfig(rounds=1, seq_len=16, progress=False),
+        memory=False,
+        progress=False,
+        force=True,
+    )
+    return out
+
+
+def _card(folder: Path) -> tuple[dict, str]:
+    import yaml
+
+    text = (folder / "README.md").read_text()
+    m = re.match(r"---\n(.*?)\n---\n(.*)", text, flags=re.S)
+    assert m, text[:200]
+    return yaml.safe_load(m.group(1)), m.group(2)
+
+
+def _card_code(folder: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", _card(folder)[1], flags=re.S)
+
+
+def _run_card_code(folder: Path, code: str) -> dict:
+    """Run one snippet exactly as the card shows it, from inside the artifact folder."""
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        ns: dict = {}
+        exec(compile(code, str(folder / "README.md"), "exec"), ns)  # noqa: S102 - our own card
+        return ns
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture()
+def hf():
+    """``hf.build(model, task, recipe, out, data, overrides)`` a fast artifact; ``hf.card(dir)``
+    its (front matter, body); ``hf.card_code(dir)`` its snippets; ``hf.run_card_code(dir, code)``
+    runs one from inside the folder and returns its variables."""
+    return SimpleNamespace(
+        build=_build, card=_card, card_code=_card_code, run_card_code=_run_card_code
+    )

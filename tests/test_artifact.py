@@ -31,6 +31,7 @@ def make_artifact(folder: Path, marker: str = "old") -> Path:
     write_json(folder / META, {"format_version": artifact.FORMAT_VERSION, "task": "x"})
     (folder / "metrics.json").write_text(json.dumps({"marker": marker}))
     (folder / f"only-{marker}.txt").write_text(marker)
+    artifact.seal(folder)  # the file list: what --force may replace
     return folder
 
 

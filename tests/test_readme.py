@@ -1,9 +1,15 @@
-"""Every command and code block in the README runs (STYLE.md: README commands are tested).
+"""Every command and code block in README.md and docs/ runs (STYLE.md: README commands are tested).
 
 Placeholders are mapped to tiny local models and files: ./my-bert -> a tiny classifier,
-dev.tsv -> a small SST-2-style file, ./my-llama -> a tiny Llama, wiki.txt -> a plain text, pairs.tsv -> an MRPC-style file, recipe.yaml -> the recipe
-shown in the README itself. Benchmarks run with --rounds 1 --no-memory to keep the suite fast;
-the demo (`nlpress compress` on the real default model) is marked slow.
+dev.tsv -> a small SST-2-style file, ./my-llama -> a tiny Llama, wiki.txt -> a plain text,
+pairs.tsv -> an MRPC-style file, recipe.yaml -> the recipe shown in the README itself. Benchmarks
+run with --rounds 1 --no-memory to keep the suite fast; `nlpress push` runs up to the hub, whose
+two calls (create_repo, upload_folder) are recorded instead; the demo (`nlpress compress` on the
+real default model) and the Python blocks that use its `out/` are marked slow.
+
+docs/results.md shows the benchmark commands behind its figures; they take minutes to hours, so
+they are not run here: each must name a script in benchmarks/ and use only options that the
+script's --help lists. docs/recipes.md's YAML must be a valid recipe.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ import pytest
 
 from nlpress.cli import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+RESULTS = ROOT / "docs" / "results.md"
 
 
-def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.S)
+def _blocks(lang: str, doc: Path = README) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", doc.read_text(), flags=re.S)
 
 
 def _commands() -> list[list[str]]:
@@ -54,7 +62,32 @@ def _training_files(tmp_path: Path, tiny_bert: Path, sst_file: Path) -> None:
 
 
 @pytest.fixture()
-def workdir(tmp_path, monkeypatch, tiny_classifier, tiny_bert, sst_file, tiny_llama128, lm_corpus):
+def hub_recorded(monkeypatch, tmp_path):
+    """The hub switched on with a token, and HfApi's network calls recorded, not made."""
+    from huggingface_hub import HfApi, constants
+
+    calls = []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    monkeypatch.setattr(
+        HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(repo_id) or f"hub/{repo_id}"
+    )
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(kw["folder_path"]))
+    return calls
+
+
+@pytest.fixture()
+def workdir(
+    tmp_path,
+    monkeypatch,
+    hub_recorded,
+    tiny_classifier,
+    tiny_bert,
+    sst_file,
+    tiny_llama128,
+    lm_corpus,
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dev.tsv").write_text(sst_file.read_text())
     (tmp_path / "pairs.tsv").write_text(
@@ -92,10 +125,11 @@ def test_readme_has_the_commands():
         "bench",
         "finetune",
         "distill",
+        "push",
     }
 
 
-def test_readme_commands_run(workdir, capsys):
+def test_readme_commands_run(workdir, capsys, hub_recorded):
     for args in _commands():
         if args == ["compress"]:
             continue  # the demo on the real model: see test_readme_demo
@@ -110,12 +144,81 @@ def test_readme_commands_run(workdir, capsys):
     assert (workdir / "student-int8" / "model.onnx").is_file()
     for art in ("out-m90g", "out-recovered"):  # pruning with training
         assert (workdir / art / "metrics.json").is_file(), art
+    for card in workdir.glob("*/README.md"):  # every artifact carries a model card
+        front = card.read_text().split("\n---\n", 1)[0]
+        assert front.startswith("---\n") and "\nlibrary_name: " in front and "nlpress" in front
+    assert {p.parent.name for p in workdir.glob("*/README.md")} >= {
+        "out-bert",
+        "teacher",
+        "student",
+    }
+    assert "someone/my-bert-int8" in hub_recorded  # nlpress push, up to the hub's two calls
 
 
 @pytest.mark.slow
-def test_readme_demo_and_python_block(workdir, capsys):
+def test_readme_demo_and_python_blocks(workdir, capsys, hub_recorded):
+    """The demo, then the Python API block (its push recorded), then the onnxruntime lines,
+    which must be exactly the demo artifact's model card snippet and give nlpress's embeddings."""
+    import numpy as np
+
+    import nlpress
+    from nlpress.report.snippets import PATH_LINE
+
     assert main(_fast(["compress"])) == 0
     assert "cosine_mean" in capsys.readouterr().out
-    code = _blocks("python")[0]
-    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own README
-    assert (workdir / "out" / "metrics.json").is_file()
+    api, onnx = _blocks("python")
+    exec(compile(api, "README.md", "exec"), {})  # noqa: S102 - our own README
+    assert (workdir / "out" / "metrics.json").is_file() and "someone/minilm-int8" in hub_recorded
+    ns: dict = {}
+    exec(compile(onnx, "README.md", "exec"), ns)  # noqa: S102
+    np.testing.assert_allclose(
+        ns["embeddings"],
+        nlpress.load("out").encode(["A first sentence.", "Another one."]),
+        atol=1e-5,
+    )
+    card = (workdir / "out" / "README.md").read_text()
+    readme_lines = onnx.replace('path = "out"  # the demo\'s artifact', PATH_LINE)
+    assert readme_lines.strip() in card
+
+
+def _benchmark_commands() -> list[list[str]]:
+    cmds = []
+    for block in _blocks("sh", RESULTS):
+        for line in block.splitlines():
+            if line.strip().startswith("python "):
+                cmds.append(shlex.split(line)[1:])
+    return cmds
+
+
+def test_results_commands_name_real_scripts_and_options():
+    """Each benchmark command: the script exists and its --help lists every option used."""
+    import subprocess
+    import sys
+
+    cmds = _benchmark_commands()
+    assert len(cmds) >= 12
+    helps: dict[tuple, str] = {}
+    for script, *args in cmds:
+        assert script.startswith("benchmarks/") and (ROOT / script).is_file(), script
+        words = tuple(a for a in args[:1] if not a.startswith("-"))  # a sub-command, if any
+        if (script, words) not in helps:
+            helps[(script, words)] = subprocess.run(
+                [sys.executable, str(ROOT / script), *words, "--help"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=120,
+            ).stdout
+        for a in args:
+            if a.startswith("--"):
+                assert a in helps[(script, words)], (script, a)
+
+
+def test_docs_recipe_yaml_is_a_valid_recipe(tmp_path):
+    import yaml
+
+    from nlpress.recipe import recipe_from_dict
+
+    for doc in (ROOT / "docs" / "recipes.md", README):
+        for block in _blocks("yaml", doc):
+            recipe_from_dict(yaml.safe_load(block))

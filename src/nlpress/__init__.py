@@ -7,7 +7,8 @@ function that needs them is called.
 from nlpress.errors import NlpressError
 
 __version__ = "0.1.0"
-__all__ = ["NlpressError", "__version__", "compress", "distill", "finetune", "load"]
+__all__ = ["NlpressError", "__version__", "compress", "distill", "finetune", "load", "tune"]
+__all__ = ["NlpressError", "__version__", "compress", "distill", "finetune", "load", "push"]
 
 
 def compress(*args, **kwargs):
@@ -36,3 +37,18 @@ def distill(*args, **kwargs):
     from nlpress.train.distill import distill as _distill
 
     return _distill(*args, **kwargs)
+
+
+def tune(*args, **kwargs):
+    """Search compressions for the fastest model within an accuracy budget; see
+    :func:`nlpress.tune.api.tune`."""
+    from nlpress.tune.api import tune as _tune
+
+    return _tune(*args, **kwargs)
+
+
+def push(artifact, repo_id, **kwargs):
+    """Upload an artifact to the Hugging Face hub; see :func:`nlpress.hub.push`."""
+    from nlpress.hub import push as _push
+
+    return _push(artifact, repo_id, **kwargs)

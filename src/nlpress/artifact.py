@@ -6,71 +6,134 @@ A compressed model is a folder (DESIGN.md): the model (``model.onnx`` or a Huggi
 
 It is built in a hidden folder beside the target and renamed into place only at the end, so a
 failed or interrupted run never leaves a half-written artifact and never destroys an earlier one.
-An existing artifact is replaced only with ``force``; a folder that holds anything else is never
-touched. SIGTERM and SIGINT unwind like Ctrl-C, so the temporary folder is removed; a kill -9
-can leave a ``.NAME.nlpress-tmp-PID`` folder behind, and the next run removes stale ones whose
-process is gone.
+An existing artifact is replaced only with ``force``, and only when every file in it is one
+that nlpress wrote: when the artifact is complete, :func:`seal` records each file's size and
+sha256 in ``nlpress.json``; a folder with any other file (a user's notes, a ``nlpress.json``
+someone wrote by hand) is never touched. The same list lets a load check that no file was
+truncated or swapped (:func:`verify_files`), and every path an artifact names must resolve
+inside it (:func:`inside`). ``--out`` may be a symlink to a folder: the folder it points to is
+written; a dangling one, or a folder nlpress cannot write in, is an error before any work.
+
+SIGTERM and SIGINT unwind like Ctrl-C, so the temporary folder is removed; a kill -9 can leave a
+``.NAME.nlpress-tmp-PID`` folder behind, and the next run removes stale ones whose process is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import logging
 import os
 import shutil
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nlpress.artifact_files import (  # re-exported: the artifact's own files and nlpress.json
+    FORMAT_VERSION,
+    META,
+    check_meta,
+    foreign_files,
+    inside,
+    is_artifact,
+    read_meta,
+    seal,
+    verify_files,
+    write_json,
+)
 from nlpress.errors import NlpressError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "META",
+    "atomic_artifact",
+    "check_meta",
+    "check_target",
+    "inside",
+    "is_artifact",
+    "read_meta",
+    "seal",
+    "verify_files",
+    "write_json",
+]
 
 log = logging.getLogger(__name__)
 
-META = "nlpress.json"
-FORMAT_VERSION = 1
 TMP_TAG = ".nlpress-tmp-"
 OLD_TAG = ".nlpress-old-"  # an earlier artifact, moved aside for the moment of the swap
 
 
-def is_artifact(path: Path) -> bool:
-    return (Path(path) / META).is_file()
+def _target(out: Path) -> Path:
+    """``out`` with a symlink resolved (the folder it points to is written); dangling: an error."""
+    out = Path(out).absolute()
+    if out.is_symlink():
+        real = out.resolve()
+        if not real.exists():
+            raise NlpressError(
+                f"--out {out} is a symlink to {real}, which does not exist; create that folder "
+                "or choose another --out"
+            )
+        return real
+    return out
 
 
-def read_meta(path: Path) -> dict:
+def _probe_writable(folder: Path, out: Path) -> None:
+    """Create and remove an empty folder in ``folder``: the real test of being able to write."""
+    import tempfile
+
     try:
-        meta = json.loads((Path(path) / META).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise NlpressError(
-            f"{path}/{META} is unreadable ({e}); the artifact is damaged, rebuild it"
-        ) from e
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise NlpressError(
-            f"{path} was written by an incompatible nlpress (format {meta.get('format_version')})"
-        )
-    return meta
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.nlpress-probe-", dir=folder))
+    except OSError as e:
+        raise NlpressError(f"cannot write in {folder} ({e.strerror}); choose another --out") from e
 
 
 def check_target(out: Path, force: bool) -> None:
-    """Refuse, before any work, to write where it would lose something."""
+    """Refuse, before any work, to write where it would lose something or cannot write."""
+    out = _target(out)
     if not out.exists():
-        if not out.parent.exists():
+        if not out.parent.is_dir():
             raise NlpressError(
                 f"cannot write {out}: folder {out.parent} does not exist; create it first"
             )
+        _probe_writable(out.parent, out)
         return
     if not out.is_dir():
         raise NlpressError(f"output {out} is a file; choose a folder with --out")
-    if is_artifact(out):
-        if not force:
-            raise NlpressError(
-                f"{out} already holds an nlpress artifact; pass --force to replace it or choose another --out"
-            )
+    if not any(out.iterdir()):
+        _probe_writable(out.parent, out)
         return
-    if any(out.iterdir()):
-        raise NlpressError(f"{out} is not empty and not an nlpress artifact; choose another --out")
+    extra, why = foreign_files(out)
+    if why == "not nlpress":
+        what = (
+            "holds a nlpress.json that nlpress did not write"
+            if is_artifact(out)
+            else ("is not empty")
+        )
+        raise NlpressError(
+            f"{out} {what} and is not an nlpress artifact; choose another --out (nothing in it "
+            "was touched)"
+        )
+    if why == "no file list":
+        raise NlpressError(
+            f"{out} holds an artifact without a file list (written by an older nlpress), so "
+            "nlpress cannot tell its files from yours and will not replace it; delete it "
+            "yourself or choose another --out"
+        )
+    if not force:
+        raise NlpressError(
+            f"{out} already holds an nlpress artifact; pass --force to replace it or choose another --out"
+        )
+    if extra:
+        more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
+        raise NlpressError(
+            f"--force would delete {extra[0]}{more} in {out}, which nlpress did not write; "
+            "move it out of the artifact folder or choose another --out"
+        )
+    if not os.access(out, os.W_OK):
+        raise NlpressError(f"cannot replace {out} (not writable); choose another --out")
+    _probe_writable(out.parent, out)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -101,9 +164,17 @@ def _clean_stale(out: Path) -> None:
             log.warning("restoring %s from %s, left by a killed run", out, p.name)
             os.rename(p, out)
         else:
-            shutil.rmtree(p, ignore_errors=True)
+            _remove(p)
     for p in _dead_leftovers(out, TMP_TAG):
         log.info("removing %s, left by a killed run", p.name)
+        _remove(p)
+
+
+def _remove(p: Path) -> None:
+    """Delete a leftover folder; a leftover symlink (older nlpress moved links aside) is unlinked."""
+    if p.is_symlink():
+        p.unlink(missing_ok=True)
+    else:
         shutil.rmtree(p, ignore_errors=True)
 
 
@@ -172,7 +243,7 @@ class _Interrupts:
 @contextlib.contextmanager
 def atomic_artifact(out: Path, force: bool) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``out``, on any failure it is deleted."""
-    out = Path(out).absolute()
+    out = _target(out)
     _clean_stale(out)
     check_target(out, force)  # after _clean_stale, which may have put an artifact back
     tmp = out.parent / f".{out.name}{TMP_TAG}{os.getpid()}"
@@ -190,6 +261,7 @@ def atomic_artifact(out: Path, force: bool) -> Iterator[Path]:
                 if signals.received is not None:  # interrupted, but the exception was swallowed
                     raise KeyboardInterrupt(f"signal {signals.received}")
                 check_target(out, force)  # something may have appeared meanwhile
+                seal(tmp)
                 _replace(tmp, out)
         except BaseException:
             with signals.held():
@@ -212,17 +284,14 @@ def _replace(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
+@dataclass
+class Artifact:
+    """A written artifact folder and its metrics; ``load()`` gives its predictor."""
 
+    path: Path
+    metrics: dict
 
-def _jsonable(x):
-    import numpy as np
+    def load(self, **kw):
+        from nlpress.runtime import load
 
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x)}")
+        return load(self.path, **kw)

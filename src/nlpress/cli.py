@@ -13,6 +13,7 @@ import logging
 import sys
 
 from nlpress.errors import NlpressError
+from nlpress.guards import one_line
 
 log = logging.getLogger("nlpress")
 
@@ -33,8 +34,10 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--text-pair-column", help="column holding the second text of a pair")
     p.add_argument("--label-column", help="column holding the label or score")
+    from nlpress.train.commands import positive_int
+
     p.add_argument(
-        "--limit", type=int, default=2000, help="use at most this many rows (default 2000)"
+        "--limit", type=positive_int, default=2000, help="use at most this many rows (default 2000)"
     )
 
 
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="nlpress", description="Make trained NLP models smaller and faster, with proof."
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the result")
+    _noise_args(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser(
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "openvino, int8-openvino, int8-auto, bf16, "
         "int8-weight-only, int8-smoothquant, int8-qat, int4-rtn, int4-gptq, int4-awq, prune-structured, "
         "magnitude-50, magnitude-2:4, magnitude-90-gradual, wanda-50, sparsegpt-50, wanda-2:4, "
-        "sparsegpt-2:4) or a YAML file",
+        "sparsegpt-2:4, int8-qat) or a YAML file",
     )
     c.add_argument(
         "--calib",
@@ -131,10 +134,39 @@ def build_parser() -> argparse.ArgumentParser:
     _device_arg(b, None)
     _data_args(b)
     _bench_args(b)
+    pu = sub.add_parser(
+        "push", help="upload an artifact to the Hugging Face hub, model card included"
+    )
+    pu.add_argument("artifact", help="artifact folder (the --out of compress, finetune, distill)")
+    pu.add_argument("repo_id", help="hub model repo, USER/NAME or ORG/NAME (created if missing)")
+    pu.add_argument("--private", action="store_true", help="create the repo as private")
     from nlpress.train.commands import add_commands  # finetune, distill (no heavy imports)
 
     add_commands(sub)
+    from nlpress.tune.commands import add_command as add_tune
+
+    add_tune(sub)
+    for command in sub.choices.values():  # `nlpress compress -q` as well as `nlpress -q compress`
+        _noise_args(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _noise_args(p: argparse.ArgumentParser, default=False) -> None:
+    noise = p.add_mutually_exclusive_group()
+    noise.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="only errors and the result; no progress bars",
+    )
+    noise.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="progress and debug messages, and the libraries' warnings",
+    )
 
 
 def _columns(a) -> dict:
@@ -146,14 +178,21 @@ def _columns(a) -> dict:
 
 
 def _bench_cfg(a):
-    from nlpress.bench.harness import BenchConfig
+    from nlpress.bench.harness import MAX_BATCH, MAX_SEQ_LEN, BenchConfig
 
     if a.rounds < 1 or a.batch_size < 1 or (a.seq_len is not None and a.seq_len < 2):
         raise NlpressError("--rounds and --batch-size must be >= 1 and --seq-len >= 2")
-    if a.threads < 0:
-        raise NlpressError(f"--threads must be >= 0 (0: one per physical core), got {a.threads}")
+    if a.batch_size > MAX_BATCH or (a.seq_len or 0) > MAX_SEQ_LEN or a.rounds > 1000:
+        raise NlpressError(
+            f"--batch-size must be at most {MAX_BATCH}, --seq-len at most {MAX_SEQ_LEN} and "
+            f"--rounds at most 1000 (got {a.batch_size}, {a.seq_len}, {a.rounds}); lower them"
+        )
+    if not 0 <= a.threads <= 1024:
+        raise NlpressError(
+            f"--threads must be from 0 to 1024 (0: one per physical core), got {a.threads}"
+        )
     return BenchConfig(
-        batch_size=a.batch_size, seq_len=a.seq_len, rounds=a.rounds, progress=not a.json
+        batch_size=a.batch_size, seq_len=a.seq_len, rounds=a.rounds, progress=a.progress
     )
 
 
@@ -179,7 +218,7 @@ def cmd_compress(a) -> int:
         limit=a.limit,
         bench=_bench_cfg(a),
         memory=not a.no_memory,
-        progress=not a.json,
+        progress=a.progress,
         trust_remote_code=a.trust_remote_code,
         device=a.device,
         **_columns(a),
@@ -192,7 +231,12 @@ def cmd_compress(a) -> int:
             )
         )
     else:
+        from nlpress.bench.stages import format_stages
+
         print(format_table(art.metrics))
+        stages = format_stages({"stages": art.metrics.get("stages")})
+        if stages:
+            print(f"\n{stages}")
         print(f"\nartifact: {art.path}/  (report: {art.path}/report.html)")
     return 0
 
@@ -206,7 +250,7 @@ def cmd_eval(a) -> int:
         task=a.task,
         vs=a.vs,
         limit=a.limit,
-        progress=not a.json,
+        progress=a.progress,
         device=a.device,
         **_columns(a),
     )
@@ -248,6 +292,13 @@ def cmd_bench(a) -> int:
     return 0
 
 
+def cmd_push(a) -> int:
+    from nlpress.hub import push
+
+    print(push(a.artifact, a.repo_id, private=a.private))
+    return 0
+
+
 def cmd_finetune(a) -> int:
     from nlpress.train.commands import cmd_finetune as run
 
@@ -260,50 +311,117 @@ def cmd_distill(a) -> int:
     return run(a)
 
 
+def cmd_tune(a) -> int:
+    from nlpress.tune.commands import cmd_tune as run
+
+    return run(a)
+
+
 COMMANDS = {
     "compress": cmd_compress,
     "eval": cmd_eval,
     "bench": cmd_bench,
     "finetune": cmd_finetune,
     "distill": cmd_distill,
+    "tune": cmd_tune,
+    "push": cmd_push,
 }
 
 
-def _quiet_libraries() -> None:
+# Libraries whose INFO and WARNING messages are noise to an nlpress user (export tracing,
+# graph-optimizer chatter, download notices); -v shows their warnings.
+NOISY_LIBRARIES = (
+    "onnxruntime",
+    "torch",
+    "onnxscript",
+    "onnx_ir",
+    "huggingface_hub",
+    "accelerate",
+    "datasets",
+    "matplotlib",
+    "sentence_transformers",
+)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the moment of the message (pytest swaps it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _not_root_chatter(record: logging.LogRecord) -> bool:
+    """Drop warnings logged on the root logger itself (``logging.warning(...)``): only libraries do
+    that (onnxruntime's quantizer's "consider pre-processing"); nlpress logs under its own name."""
+    return record.name != "root" or record.levelno >= logging.ERROR
+
+
+def configure_logging(
+    quiet: bool = False, verbose: bool = False, json_output: bool = False
+) -> None:
+    """nlpress's own messages on stderr: warnings by default, all (info, debug) with -v, errors
+    only with -q (``json_output`` changes nothing: logs go to stderr, the JSON to stdout).
+
+    Only the named noisy libraries are turned down to errors (warnings with -v); the root logger
+    stays at WARNING, so a warning from nlpress, or from a library not named here, is shown.
+    """
     import os
     import warnings
 
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(h)  # main() may run more than once in one process (tests)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(_not_root_chatter)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    # WARNING by default: a bad input stays one `error:` line, a warning is never hidden
+    log.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
+    library = logging.WARNING if verbose else logging.ERROR
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(library)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    if not verbose:
+        for category in (UserWarning, DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category)
     try:
         from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()
+        hf_logging.set_verbosity(library)
         hf_logging.disable_progress_bar()
     except ImportError:
         pass
-    for name in ("onnxruntime", "root", "torch.onnx"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def progress_enabled(quiet: bool, json_output: bool) -> bool:
+    """Progress bars only for a person watching: not with -q or --json, not into a file or pipe."""
+    return not (quiet or json_output) and sys.stderr.isatty()
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet or getattr(args, "json", False) else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    _quiet_libraries()
+    json_output = bool(getattr(args, "json", False))
+    configure_logging(args.quiet, args.verbose, json_output)
+    args.progress = progress_enabled(args.quiet, json_output)
+    if not args.progress:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     try:
         return COMMANDS[args.command](args)
-    except NlpressError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except NlpressError as e:  # one line, however the message was built
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)

@@ -29,12 +29,14 @@ from pydantic import (
 )
 
 from nlpress.errors import NlpressError
+from nlpress.guards import load_yaml, one_line, short
 from nlpress.step_configs import (
     BLOCK_LINEARS,
     PRUNE_STEPS,
     STEP_CONFIGS,
     STEP_NAMES,
     CastConfig,
+    DistillStudentConfig,
     ExportOnnxConfig,
     ExportOpenVinoConfig,
     OrtOptimizeConfig,
@@ -74,6 +76,7 @@ __all__ = [
     "PruneOneShotConfig",
     "PruneWandaConfig",
     "PruneSparseGPTConfig",
+    "DistillStudentConfig",
     "ExportOpenVinoConfig",
     "QuantizeOpenVinoInt8Config",
     "SelectBackendConfig",
@@ -181,25 +184,41 @@ def _step_error(i: int, name: str, err: ValidationError) -> NlpressError:
             f"recipe step {i} ({name}): unknown key {key!r}; allowed keys: {allowed}"
         )
     value = e.get("input")
-    return NlpressError(f"recipe step {i} ({name}): bad value {value!r} for {key!r}: {e['msg']}")
+    return NlpressError(
+        f"recipe step {i} ({name}): bad value {short(value)} for {key!r}: {one_line(e['msg'], 200)}"
+    )
 
 
-def _parse_step(i: int, raw: Any) -> StepConfig:
+def _step_shape(i: int, raw: Any) -> tuple[str, dict]:
+    """(name, params) of one raw step, ``- name`` or ``- name: {key: value}``; else an error."""
     if isinstance(raw, str):
         raw = {raw: {}}
     if not isinstance(raw, dict) or len(raw) != 1:
-        raise NlpressError(f"recipe step {i}: write each step as `- step-name: {{key: value}}`")
-    ((name, params),) = raw.items()
-    if name not in STEP_CONFIGS:
         raise NlpressError(
-            f"recipe step {i}: unknown step {name!r}; known steps: {', '.join(STEP_CONFIGS)}"
+            f"recipe step {i} is {short(raw, 40)}; write each step as `- step-name: {{key: value}}`"
+        )
+    ((name, params),) = raw.items()
+    if not isinstance(name, str) or name not in STEP_CONFIGS:
+        raise NlpressError(
+            f"recipe step {i}: unknown step {short(name)}; known steps: {', '.join(STEP_CONFIGS)}"
         )
     if params is None:
         params = {}
     if not isinstance(params, dict):
         raise NlpressError(
-            f"recipe step {i} ({name}): parameters must be a mapping, got {params!r}"
+            f"recipe step {i} ({name}): parameters must be a mapping, got {short(params)}"
         )
+    bad = [k for k in params if not isinstance(k, str)]
+    if bad:
+        raise NlpressError(
+            f"recipe step {i} ({name}): key {short(bad[0])} is not a name; allowed keys: "
+            f"{', '.join(STEP_CONFIGS[name].model_fields)}"
+        )
+    return name, params
+
+
+def _parse_step(i: int, raw: Any) -> StepConfig:
+    name, params = _step_shape(i, raw)
     try:
         return STEP_CONFIGS[name](**params)
     except ValidationError as err:
@@ -330,7 +349,7 @@ def _check_qat(steps: tuple[StepConfig, ...]) -> None:
         if not isinstance(s, QatConfig):
             continue
         before = [STEP_NAMES[type(p)] for p in steps[: i - 1] if not isinstance(p, PRUNE_STEPS)]
-        before = [n for n in before if n != "recover"]
+        before = [n for n in before if n not in ("recover", "distill-student")]
         if before:
             raise NlpressError(
                 f"recipe step {i} (qat) must come before {before[0]}; train with int8 "
@@ -408,22 +427,27 @@ def _check_order(steps: tuple[StepConfig, ...]) -> None:
 def recipe_from_dict(data: Any, name: str = "custom") -> Recipe:
     if not isinstance(data, dict):
         raise NlpressError("a recipe must be a mapping with a `steps:` list")
-    unknown = set(data) - {"version", "name", "steps"}
+    unknown = [k for k in data if k not in ("version", "name", "steps")]
     if unknown:
         raise NlpressError(
-            f"recipe: unknown key {sorted(unknown)[0]!r}; allowed keys: version, name, steps"
+            f"recipe: unknown key {short(unknown[0])}; allowed keys: version, name, steps"
         )
     version = data.get("version", RECIPE_VERSION)
-    if version != RECIPE_VERSION:
+    if isinstance(version, bool) or version != RECIPE_VERSION:
         raise NlpressError(
-            f"recipe: version {version!r} is not supported; this nlpress reads version {RECIPE_VERSION}"
+            f"recipe: version {short(version)} is not supported; this nlpress reads version {RECIPE_VERSION}"
+        )
+    rname = data.get("name", name)
+    if not isinstance(rname, str | int | float) or isinstance(rname, bool) or len(str(rname)) > 200:
+        raise NlpressError(
+            f"recipe: name {short(rname)} must be a short text (up to 200 characters)"
         )
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise NlpressError("recipe: `steps` must be a non-empty list")
     steps = tuple(_parse_step(i, raw) for i, raw in enumerate(raw_steps, 1))
     _check_order(steps)
-    return Recipe(version=version, name=str(data.get("name", name)), steps=steps)
+    return Recipe(version=version, name=str(rname), steps=steps)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -435,6 +459,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
     data = copy.deepcopy(data)
     steps = data.get("steps") or []
+    if not isinstance(steps, list):
+        raise NlpressError("recipe: `steps` must be a non-empty list")
     for item in overrides:
         target, sep, raw = item.partition("=")
         step, dot, key = target.partition(".")
@@ -442,7 +468,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise NlpressError(
                 f"--set {item!r}: write it as step.key=value, e.g. quantize-dynamic-int8.per_channel=false"
             )
-        names = [next(iter(st)) if isinstance(st, dict) else st for st in steps]
+        names = [_step_shape(i, st)[0] for i, st in enumerate(steps, 1)]
         if step.isdigit() and 1 <= int(step) <= len(steps):
             idx = int(step) - 1
         elif names.count(step) == 1:
@@ -455,13 +481,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise NlpressError(
                 f"--set {item!r}: the recipe has no step {step!r}; its steps are {', '.join(names)}"
             )
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            raise NlpressError(f"--set {item!r}: value is not valid YAML ({e})") from e
-        st = steps[idx] if isinstance(steps[idx], dict) else {steps[idx]: {}}
-        ((name, params),) = st.items()
-        steps[idx] = {name: {**(params or {}), key: value}}
+        value = load_yaml(raw, f"--set {short(item)}: the value")
+        name, params = _step_shape(idx + 1, steps[idx])
+        steps[idx] = {name: {**params, key: value}}
     data["steps"] = steps
     return data
 
@@ -485,9 +507,11 @@ def load_recipe(
             f"recipe {spec!r} is neither a built-in ({', '.join(BUILTIN)}) nor an existing YAML file"
         )
     try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise NlpressError(f"recipe {spec!r} is not valid YAML: {str(e).splitlines()[0]}") from e
+        if path.stat().st_size > 1024**2:
+            raise NlpressError(f"recipe {spec!r} is larger than 1 MB; a recipe is a short file")
+        data = load_yaml(path.read_text(encoding="utf-8"), f"recipe {spec!r}")
+    except UnicodeDecodeError as e:
+        raise NlpressError(f"recipe {spec!r} is not UTF-8 text ({e.reason}); re-save it") from e
     if overrides and isinstance(data, dict):
         data = apply_overrides(data, list(overrides))
     return recipe_from_dict(data, name=path.stem)

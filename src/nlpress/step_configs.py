@@ -32,7 +32,7 @@ class ExportOnnxConfig(StepConfig):
     # eager attention exports as plain MatMul/Softmax, which ORT's optimizer fuses into Attention;
     # SDPA exports in a shape it does not recognise.
     attn_implementation: Literal["eager", "sdpa"] = "eager"
-    validate_export: bool = True
+    validate_export: bool = True  # run ORT and PyTorch on a real batch: a wrong export fails here
     atol: float = Field(1e-4, gt=0, le=1.0)  # max |ORT - PyTorch| allowed on the validation batch
 
 
@@ -49,8 +49,12 @@ class OrtOptimizeConfig(StepConfig):
 
 
 class QuantizeDynamicInt8Config(StepConfig):
+    # onnxruntime: int8 ONNX graph on ORT's MLAS kernels (measured fastest on CPU); torch: PyTorch
+    # dynamic int8 linears, stored as int8 safetensors, for users who stay in PyTorch
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     per_channel: bool = True  # one scale per output channel: much lower error for ~free
+    # int8 weights with uint8 activations (U8S8) take MLAS's fast x86 kernels; uint8 (U8U8) measured
+    # 0.61x as fast on AVX-512 VNNI
     weight_type: Literal["int8", "uint8"] = "int8"
     reduce_range: bool = False  # 7-bit weights: only for CPUs without VNNI that saturate
     # The word-embedding table is half of a MiniLM's bytes; quantizing it (per row) is what gets
@@ -235,7 +239,7 @@ class QuantizeWeightOnlyConfig(StepConfig):
     # calibration, 16 x 2048 WikiText-2 tokens) plain GPTQ kept 15% of RTN's added perplexity
     # off, act_order 46%, both 51% (benchmarks/llm_weight_only.py)
     act_order: bool = True
-    range_search: bool = True
+    range_search: bool = True  # GPTQ: the mse grid search of each group's range (see act_order)
     awq_grid: int = Field(20, ge=1, le=100)  # AWQ: alphas 0, 1/grid, ... as in the reference code
     awq_duo_scaling: bool = False  # AWQ: AutoAWQ's s = x^a / w^(1-a) instead of the paper's x^a
     awq_clip: bool = True  # AWQ: the reference code's per-group clipping search after scaling
@@ -264,7 +268,7 @@ class PruneMagnitudeConfig(StepConfig):
     # threshold across layers, which prunes layers with small weights harder; row: every output
     # neuron loses the same share (Wanda's comparison group).
     scope: Literal["layer", "global", "row"] = "layer"
-    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))  # the blocks' linears
     ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
     # sparse: bitmask + non-zero values (size falls with sparsity); dense: plain safetensors
     storage: Literal["sparse", "dense"] = "sparse"
@@ -274,10 +278,11 @@ class PruneNMConfig(StepConfig):
     # keep n of every m consecutive weights along the input dimension: 2:4 is the pattern
     # NVIDIA sparse tensor cores run (m is declared first so n can be checked against it)
     m: int = Field(4, ge=2)
-    n: int = Field(2, ge=1)
-    norm: Literal["l1", "l2"] = "l1"
-    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
-    ignore: list[str] = Field(default_factory=list)
+    n: int = Field(2, ge=1)  # weights kept in every group of m (must be below m)
+    norm: Literal["l1", "l2"] = "l1"  # |w| or w^2: same ranking, both offered for parity
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))  # the blocks' linears
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
+    # sparse: bitmask + non-zero values (size falls with sparsity); dense: plain safetensors
     storage: Literal["sparse", "dense"] = "sparse"
 
     @field_validator("n")
@@ -293,7 +298,7 @@ class PruneStructuredConfig(StepConfig):
     # The issue's default: a third of the heads and half the FFN neurons of every layer; the
     # same count per layer, because transformers configs hold one head count and one width.
     head_fraction: float = Field(1 / 3, ge=0.0, le=1.0)  # 1.0 is refused with a clear error
-    ffn_fraction: float = Field(0.5, ge=0.0, lt=1.0)
+    ffn_fraction: float = Field(0.5, ge=0.0, lt=1.0)  # share of each layer's FFN neurons removed
     layer_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # whole blocks, ranked by the score
     drop_layers: list[int] = Field(default_factory=list)  # or name the blocks to drop
     # magnitude: L2 norm of each unit's weights, no data needed; activation: mean output
@@ -316,7 +321,7 @@ class _TrainStepFields(StepConfig):
     max_length: int = Field(128, ge=8)  # tokens per text: SST-2/STS sentences fit in 128
     # word embeddings: a third to a half of a small encoder; frozen unless they are pruned
     freeze_embeddings: bool = False
-    seed: int = 0
+    seed: int = 0  # data order and dropout: the same seed gives the same weights
     temperature: float = Field(2.0, gt=0)  # distill: softening as in DistilBERT
     alpha: float = Field(0.5, ge=0, le=1)  # distill: soft vs hard-label weight (1: no labels)
 
@@ -329,13 +334,14 @@ class PruneGradualConfig(_TrainStepFields):
     # pruning runs from start to end (fractions of the training steps), then the last quarter
     # trains at the final sparsity so the network recovers (the paper's schedule shape)
     start: float = Field(0.0, ge=0.0, lt=1.0)
-    end: float = Field(0.75, gt=0.0, le=1.0)
+    end: float = Field(0.75, gt=0.0, le=1.0)  # see start; the last quarter trains at s_f
     frequency: int = Field(10, ge=1)  # dt: steps between mask updates (paper: 100-1000 at scale)
     method: Literal["finetune", "distill"] = "finetune"  # labels, or the unpruned model's outputs
-    norm: Literal["l1", "l2"] = "l1"
+    norm: Literal["l1", "l2"] = "l1"  # |w| or w^2: same ranking, both offered for parity
+    # layer: every targeted layer ends at the same sparsity; global: one threshold across layers
     scope: Literal["layer", "global"] = "layer"
-    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))
-    ignore: list[str] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=lambda: list(BLOCK_LINEARS))  # the blocks' linears
+    ignore: list[str] = Field(default_factory=list)  # module names or "re:" patterns
     storage: Literal["sparse", "dense"] = "sparse"  # sparse: bitmask, size falls with sparsity
 
     @field_validator("end")
@@ -367,6 +373,16 @@ class QatConfig(_TrainStepFields):
     max_steps: int | None = Field(300, ge=1)
 
 
+class DistillStudentConfig(_TrainStepFields):
+    """A student made by keeping some of the model's layers, distilled from the original
+    (DistilBERT's initialisation; logits, or sentence embeddings for an encoder): nlpress.train."""
+
+    # a count spreads the kept layers evenly (3 of 6: 0, 2, 4); a list names them (0-based)
+    layers: int | list[int] = 3
+    method: Literal["distill"] = "distill"  # the original model is the teacher: no labels needed
+    alpha: float = Field(0.5, ge=0, le=1)  # soft vs hard-label weight; 1 when the data has none
+
+
 class PruneOneShotConfig(StepConfig):
     """Shared keys of the calibrated one-shot LLM pruners (nlpress.prune.oneshot)."""
 
@@ -374,7 +390,7 @@ class PruneOneShotConfig(StepConfig):
     sparsity: float = Field(0.5, ge=0.0, lt=1.0)
     # N:M instead of unstructured (both or neither): e.g. n: 2, m: 4, NVIDIA's 2:4 pattern
     n: int | None = Field(None, ge=1)
-    m: int | None = Field(None, ge=2)
+    m: int | None = Field(None, ge=2)  # see n
     num_samples: int = Field(128, ge=1, le=4096)  # the papers' 128 calibration windows
     seq_len: int = Field(512, ge=8, le=8192)  # tokens per window (papers: 2048; 512 fits a CPU)
     targets: list[str] | None = None  # None: every nn.Linear inside the blocks
@@ -417,6 +433,7 @@ STEP_CONFIGS: dict[str, type[StepConfig]] = {
     "qat": QatConfig,
     "prune-wanda": PruneWandaConfig,
     "prune-sparsegpt": PruneSparseGPTConfig,
+    "distill-student": DistillStudentConfig,
     "export-openvino": ExportOpenVinoConfig,
     "quantize-openvino-int8": QuantizeOpenVinoInt8Config,
     "select-backend": SelectBackendConfig,
@@ -428,5 +445,6 @@ PRUNE_STEPS = (
     PruneGradualConfig,
     PruneWandaConfig,
     PruneSparseGPTConfig,
+    DistillStudentConfig,  # drops whole layers: it reshapes the model as structured pruning does
 )
 STEP_NAMES = {cls: name for name, cls in STEP_CONFIGS.items()}

@@ -49,11 +49,15 @@ def _run(exported, tmp_path, cfg, task="sentence-embedding", **kw):
 
 def _holdout_cosine(exported, dst):
     """Independent re-measurement: fp32 and the written model on the held-out texts."""
+    from nlpress.runtime.isa import configure_int8_session
+
     src, tokenize = exported
     _, hold = split_texts(TEXTS, 24, 256)
     outs = []
     for path in (src, dst):
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        so = ort.SessionOptions()
+        configure_int8_session(so)  # exact int8, as nlpress runs it, on CPUs without VNNI too
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         names = [i.name for i in sess.get_inputs()]
         batches = calibration_batches(hold, tokenize, 32)
         outs.append(np.concatenate([sess.run(None, {n: b[n] for n in names})[0] for b in batches]))

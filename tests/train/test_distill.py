@@ -232,7 +232,7 @@ def test_distill_cli_resume_matches_uninterrupted(
     from nlpress.train import loop
 
     args = ["distill", "--teacher", str(tiny_classifier), "--student-layers", "1", "--data", str(train_tsv),
-            "--epochs", "2", "--batch-size", "16", "--checkpoint-every", "3", "--rounds", "0", "--cpu", "--json"]  # fmt: skip
+            "--epochs", "2", "--batch-size", "16", "--checkpoint-every", "3", "--no-bench", "--cpu", "--json"]  # fmt: skip
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     real = loop._one_step
     calls = {"n": 0}

@@ -27,9 +27,12 @@ def bench(
 
     cfg = cfg or BenchConfig()
     spin = vs is None  # two models share the cores: idle ORT threads must not busy-wait
-    preds = {"model": load(model, threads=threads, task=task, spin=spin, device=device)}
+    preds = {
+        "model": load(model, threads=threads, task=task, spin=spin, verify=True, device=device)
+    }
     if vs is not None:
-        preds["vs"] = load(vs, threads=threads, task=preds["model"].task, spin=spin, device=device)
+        t = preds["model"].task
+        preds["vs"] = load(vs, threads=threads, task=t, spin=spin, verify=True, device=device)
     t = preds["model"].task
     columns = {
         "text_column": text_column,

@@ -48,6 +48,12 @@ class Predictor(Protocol):
     def size_bytes(self) -> int: ...
 
 
+# Bounds on what a benchmark may allocate: a batch of 100,000 padded texts is tens of GB of
+# activations, and ONNX Runtime then fails with an allocation traceback deep in a run.
+MAX_BATCH = 4096
+MAX_SEQ_LEN = 1 << 16
+
+
 @dataclass
 class BenchConfig:
     """How to benchmark. Defaults fit a 2-core CPU box in about a minute per model pair."""
@@ -75,6 +81,11 @@ class BenchConfig:
         if self.seq_len is not None and (not isinstance(self.seq_len, int) or self.seq_len < 1):
             raise NlpressError(
                 f"bench seq_len must be a positive integer or None, got {self.seq_len!r}"
+            )
+        if self.batch_size > MAX_BATCH or (self.seq_len or 0) > MAX_SEQ_LEN:
+            raise NlpressError(
+                f"bench batch_size must be at most {MAX_BATCH} and seq_len at most {MAX_SEQ_LEN}, "
+                f"got {self.batch_size} and {self.seq_len}; lower them"
             )
 
 

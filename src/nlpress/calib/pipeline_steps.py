@@ -1,26 +1,20 @@
 """Pipeline steps of the block-by-block calibrated methods (weight-only, SmoothQuant) and causal-LM speed.
 
-Kept out of :mod:`nlpress.pipeline` so that file stays the short, readable driver: the handlers
-here are registered in its ``HANDLERS`` dict like every other step. Calibration inputs: for a
+Registered in :data:`nlpress.steps.STEPS` like every other step. Calibration inputs: for a
 causal LM the whole ``--calib`` text (or the evaluation text), cut into GPTQ-style token windows;
 for encoders, tokenized texts. Everything that can be checked before the slow work (layers, group
-size, calibration length, architecture) is checked in :func:`check_calibrated_steps`, called by
-``compress`` before anything is written.
+size, calibration length, architecture) is checked by :func:`check_calibrated`, the steps' cheap
+``check``, on the model built on the meta device before any weight is loaded.
 """
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from nlpress.errors import NlpressError
 from nlpress.recipe import QuantizeWeightOnlyConfig, Recipe, SmoothQuantConfig
-
-if TYPE_CHECKING:
-    from nlpress.pipeline import _State as State
-else:
-    State = Any
+from nlpress.state import CheckContext, State
 
 
 def step_weight_only(st: State, cfg: QuantizeWeightOnlyConfig) -> dict:
@@ -71,30 +65,27 @@ def calibration_batches(st: State, cfg: QuantizeWeightOnlyConfig | SmoothQuantCo
     ]
 
 
-def check_calibrated_steps(rcp: Recipe, lm, calib_texts: list) -> None:
-    """Layers and calibration text fit the weight-only step: errors before any slow work."""
+def check_calibrated(cfg, ctx: CheckContext, i: int = 0) -> None:
+    """Layers and calibration text fit a calibrated step: errors before any slow work."""
     from nlpress.quantize.weight_only import check_model
 
-    for cfg in rcp.steps:
-        n_tokens = None
-        if calibrated(cfg) and lm.task == "causal-lm":
-            text = "\n\n".join(str(t) for t in calib_texts)
-            n_tokens = len(lm.tokenizer(text)["input_ids"])
-        if isinstance(cfg, QuantizeWeightOnlyConfig):
-            check_model(lm.model, cfg, n_tokens)
-        elif isinstance(cfg, SmoothQuantConfig):
-            from nlpress.quantize.smoothquant import check_smoothable
+    model = ctx.meta_model()
+    n_tokens = ctx.calib_tokens() if calibrated(cfg) else None
+    if isinstance(cfg, QuantizeWeightOnlyConfig):
+        check_model(model, cfg, n_tokens)
+    elif isinstance(cfg, SmoothQuantConfig):
+        from nlpress.quantize.smoothquant import check_smoothable
 
-            check_smoothable(lm.model)
-        check_oneshot(cfg, lm, n_tokens)
-        if isinstance(cfg, SmoothQuantConfig) and n_tokens is not None and n_tokens < cfg.seq_len:
-            raise NlpressError(
-                f"the calibration text has {n_tokens} tokens, fewer than one window of "
-                f"seq_len={cfg.seq_len}; pass a longer --calib text or lower smoothquant.seq_len"
-            )
+        check_smoothable(model)
+    check_oneshot(cfg, model, n_tokens)
+    if isinstance(cfg, SmoothQuantConfig) and n_tokens is not None and n_tokens < cfg.seq_len:
+        raise NlpressError(
+            f"the calibration text has {n_tokens} tokens, fewer than one window of "
+            f"seq_len={cfg.seq_len}; pass a longer --calib text or lower smoothquant.seq_len"
+        )
 
 
-def check_oneshot(cfg, lm, n_tokens: int | None) -> None:
+def check_oneshot(cfg, model, n_tokens: int | None) -> None:
     """Wanda/SparseGPT: layers, N:M shapes and calibration length, before any slow work."""
     from nlpress.recipe import STEP_NAMES, PruneSparseGPTConfig, PruneWandaConfig
 
@@ -102,7 +93,7 @@ def check_oneshot(cfg, lm, n_tokens: int | None) -> None:
         return
     from nlpress.prune.oneshot_steps import block_linear_names
 
-    block_linear_names(lm.model, cfg)
+    block_linear_names(model, cfg)
     if n_tokens is not None and n_tokens < cfg.seq_len:
         name = STEP_NAMES[type(cfg)]
         raise NlpressError(
@@ -129,8 +120,8 @@ def needs_lm_calib(rcp: Recipe) -> bool:
 
 def lm_calibration_texts(rcp: Recipe, task: str, calib, columns: dict, bench_texts: list):
     """Calibration texts for GPTQ/AWQ: the whole --calib text (causal LM) or its texts."""
+    from nlpress.calib.texts import read_calib
     from nlpress.data.readers import read_text
-    from nlpress.pipeline import _read_calib
 
     cfg = next(s for s in rcp.steps if calibrated(s))
     if calib is None:
@@ -140,7 +131,7 @@ def lm_calibration_texts(rcp: Recipe, task: str, calib, columns: dict, bench_tex
             raise NlpressError(f"calibration file not found: {calib}; check the path")
         texts, source = [read_text(calib)], str(calib)
     else:
-        texts, source = _read_calib(calib, task, columns, cfg.num_samples), str(calib)
+        texts, source = read_calib(calib, task, columns, cfg.num_samples), str(calib)
     if not texts or not any(str(t).strip() for t in texts):
         raise NlpressError(f"calibration data is empty ({source}); pass a file with text in it")
     return texts, source

@@ -13,9 +13,15 @@ Detection looks for common names, case-insensitively, in priority order (GLUE SS
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from nlpress.errors import NlpressError
+from nlpress.guards import short
+
+# Integer labels are class ids 0..N-1, and a classifier gets one output per id up to the largest:
+# a label of 10**9 would allocate a head of a billion rows. No real label set is near this.
+MAX_CLASSES = 10_000
 
 TEXT_NAMES = ("text", "sentence", "sentence1", "question", "question1", "premise", "#1 string")
 PAIR_NAMES = ("text_pair", "sentence2", "question2", "hypothesis", "#2 string")
@@ -97,7 +103,13 @@ def _column(records: list[Record], column: str, source: str) -> list[tuple[str, 
             raise NlpressError(
                 f"{source} {record.where} has no field '{column}'; every row needs the same fields"
             )
-        out.append((record.where, record.values[column]))
+        value = record.values[column]
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise NlpressError(
+                f"{source} {record.where} has a {type(value).__name__} in '{column}' "
+                f"({short(value, 40)}); each field must be text or a number"
+            )
+        out.append((record.where, value))
     return out
 
 
@@ -121,6 +133,12 @@ def _labels(records: list[Record], column: str, source: str) -> tuple[list[int],
         raw.append(value)
     ints = [_as_int(v) for v in raw]
     if all(i is not None for i in ints):
+        for (where, _), i in zip(_column(records, column, source), ints, strict=True):
+            if not 0 <= i < MAX_CLASSES:
+                raise NlpressError(
+                    f"{source} {where} has label {short(i, 30)} in '{column}'; integer labels are "
+                    f"class ids from 0 to {MAX_CLASSES - 1}: renumber the labels"
+                )
         return ints, None
     names = sorted({str(v).strip() for v in raw})
     ids = {name: i for i, name in enumerate(names)}
@@ -131,6 +149,11 @@ def _scores(records: list[Record], column: str, source: str) -> list[float]:
     scores = []
     for where, value in _column(records, column, source):
         score = _as_float(value)
+        if score is not None and not math.isfinite(score):
+            raise NlpressError(
+                f"{source} {where} has score {short(value, 30)} in '{column}'; scores must be "
+                "finite numbers: fix that row"
+            )
         if score is None:
             shown = "an empty score" if value is None or str(value).strip() == "" else repr(value)
             raise NlpressError(
@@ -146,14 +169,15 @@ def _is_float_column(values: list[tuple[str, object]]) -> bool:
     if any(n is None for n in numbers):
         return False
     typed_floats = any(isinstance(v, float) for _, v in values)
-    return typed_floats or any(not n.is_integer() for n in numbers)
+    # nan/inf are not whole numbers either: the column is read as scores, where they are refused
+    return typed_floats or any(not math.isfinite(n) or not n.is_integer() for n in numbers)
 
 
 def _as_int(value: object) -> int | None:
     if isinstance(value, bool | int):
         return int(value)
     if isinstance(value, float):
-        return int(value) if value.is_integer() else None
+        return int(value) if math.isfinite(value) and value.is_integer() else None
     try:
         return int(str(value).strip())
     except ValueError:

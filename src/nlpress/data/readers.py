@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 import re
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from nlpress.data.columns import Record, table_fields
 from nlpress.errors import NlpressError
+from nlpress.guards import parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +91,7 @@ def read_data(
     the ``*_column`` arguments override detection. ``limit`` reads only the first rows.
     ``split`` picks the split of a hub dataset (default ``"validation"``).
     """
-    if limit is not None and limit < 1:
-        raise NlpressError(f"limit must be at least 1, got {limit}; pass a positive number of rows")
+    check_limit(limit)
     name = os.fspath(path)
     columns = {
         "text_column": text_column,
@@ -124,8 +123,24 @@ def read_data(
     return TextData(**table_fields(header, records, source=name, **columns), source=name)
 
 
+def check_limit(limit: int | None) -> None:
+    """``limit`` (rows to read) is None or a positive integer; 0 or -5 is never "all rows"."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise NlpressError(
+            f"limit must be at least 1, got {limit!r}; pass a positive number of rows"
+        )
+
+
 def read_text(path: str | os.PathLike) -> str:
-    """The whole content of a plain text file (for causal-LM perplexity)."""
+    """The whole content of a plain text file (for causal-LM perplexity and calibration).
+
+    A table (.tsv/.csv/.jsonl/.json) is refused: its header, labels and tabs would be scored as
+    if they were prose, and the perplexity would mean nothing."""
+    if Path(os.fspath(path)).suffix.lower() in (".tsv", ".csv", ".jsonl", ".json"):
+        raise NlpressError(
+            f"{os.fspath(path)} is a table; causal-lm data is plain text: pass a .txt file "
+            "(one document, or one text a line)"
+        )
     file = _existing_file(os.fspath(path))
     text = _decode(file)
     if not text.strip():
@@ -224,9 +239,9 @@ def _read_json(file: Path, limit: int | None) -> tuple[list[str], list[Record]]:
         raise NlpressError(f"{file} is empty; write one JSON object per line")
     if text.lstrip().startswith("["):
         try:
-            items = [(i + 1, obj) for i, obj in enumerate(json.loads(text))]
-        except json.JSONDecodeError as e:
-            raise NlpressError(f"{file} is not valid JSON ({e.msg}, line {e.lineno})") from e
+            items = [(i + 1, obj) for i, obj in enumerate(parse_json(text))]
+        except NlpressError as e:
+            raise NlpressError(f"{file} is not valid JSON ({e})") from e
         where = "item"
     else:
         items = list(_json_lines(file, text, limit))
@@ -252,10 +267,10 @@ def _json_lines(file: Path, text: str, limit: int | None) -> Iterator[tuple[int,
         if limit is not None and count >= limit:
             return
         try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as e:
+            yield number, parse_json(line)
+        except NlpressError as e:
             raise NlpressError(
-                f"{file} line {number} is not valid JSON ({e.msg}); write one object per line"
+                f"{file} line {number} is not valid JSON ({e}); write one object per line"
             ) from e
         count += 1
 

@@ -8,8 +8,9 @@ from nlpress.errors import NlpressError
 
 
 def load_eval_data(task: str, data, limit: int | None, columns: dict):
-    from nlpress.data.readers import builtin_sentences, read_data, read_text
+    from nlpress.data.readers import builtin_sentences, check_limit, read_data, read_text
 
+    check_limit(limit)
     if task == "causal-lm":
         return read_text(data) if data else "\n".join(builtin_sentences().texts)
     if data is None:
@@ -44,14 +45,16 @@ def evaluate(
     from nlpress.evaluate.task_eval import fidelity, quality
     from nlpress.runtime import load
 
-    pred = load(model, task=task, device=device)
+    pred = load(model, task=task, verify=True, device=device)  # files checked against sha256
     columns = {
         "text_column": text_column,
         "text_pair_column": text_pair_column,
         "label_column": label_column,
     }
     d = load_eval_data(pred.task, data, limit, columns)
-    ref = load(vs, task=pred.task) if vs is not None else None  # fail before any long work
+    ref = (
+        load(vs, task=pred.task, verify=True) if vs is not None else None
+    )  # fail before any long work
     if vs is None and not _has_targets(pred.task, d):
         raise NlpressError(
             "the data has no labels or scores to evaluate against; pass --label-column, "

@@ -25,9 +25,15 @@ def quality(pred, data, progress: bool = False) -> dict:
     if pred.task == "text-classification":
         if data.labels is None:
             return {}
+        labels = _label_ids(pred, data)  # checked before the model runs: errors come first
+        n_classes = len(pred.id2label) or None
+        if n_classes and (int(labels.max()) >= n_classes or int(labels.min()) < 0):
+            raise NlpressError(
+                f"the data has label {int(labels.max())} but the model has {n_classes} classes; "
+                "check --label-column or the model"
+            )
         logits = pred.run(data.inputs(), progress=progress)
-        labels = _label_ids(pred, data)
-        if int(labels.max()) >= logits.shape[1]:
+        if int(labels.max()) >= logits.shape[1] or int(labels.min()) < 0:
             raise NlpressError(
                 f"the data has label {int(labels.max())} but the model has {logits.shape[1]} classes; "
                 "check --label-column or the model"

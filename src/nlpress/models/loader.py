@@ -17,7 +17,6 @@ safetensors or torch's ``weights_only`` loader (transformers' default), never a 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -100,20 +99,83 @@ def _download(repo_id: str, revision: str | None) -> Path:
 
 
 def read_config(path: Path) -> dict:
+    from nlpress.guards import read_json
+
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise NlpressError(
             f"{str(path)!r} is not a model folder (no config.json); pass a Hugging Face model folder"
         )
-    try:
-        return json.loads(cfg_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise NlpressError(f"{cfg_file} is not valid JSON ({e}); repair or re-download it") from e
+    config = read_json(cfg_file, "model config", "repair or re-download it")
+    check_config_sizes(path, config)
+    return config
+
+
+# The sizes a config.json can set, under the names architectures use, and a bound far above any
+# real model: a model is built from these before a single weight is read, so an absurd value
+# (num_hidden_layers: 1000000) would allocate until the machine runs out of memory.
+SIZE_LIMITS = {
+    "num_hidden_layers": 4096,
+    "n_layer": 4096,
+    "num_layers": 4096,
+    "hidden_size": 1 << 17,
+    "n_embd": 1 << 17,
+    "d_model": 1 << 17,
+    "intermediate_size": 1 << 20,
+    "n_inner": 1 << 20,
+    "ffn_dim": 1 << 20,
+    "num_attention_heads": 4096,
+    "n_head": 4096,
+    "num_key_value_heads": 4096,
+    "vocab_size": 1 << 23,
+    "max_position_embeddings": 1 << 24,
+    "n_positions": 1 << 24,
+    "type_vocab_size": 1 << 16,
+    "num_labels": 1 << 16,
+}
+MIN_BYTES_PER_PARAM = 0.25  # int4 with its scales is ~0.56; a config far above that lies
+
+
+def _size(config: dict, *names: str) -> int:
+    return next((config[n] for n in names if isinstance(config.get(n), int)), 0)
+
+
+def check_config_sizes(path: Path, config: dict) -> None:
+    """Every size in config.json is a positive integer within bounds, and the weights beside it
+    are big enough for the model it describes; checked before the model is built."""
+    for key, limit in SIZE_LIMITS.items():
+        v = config.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= limit:
+            from nlpress.guards import short
+
+            raise NlpressError(
+                f"{path}/config.json sets {key} to {short(v)}; it must be an integer from 1 to "
+                f"{limit:,}: repair or re-download config.json"
+            )
+    for key in ("id2label", "label2id"):
+        if key in config and not isinstance(config[key], (dict, type(None))):
+            raise NlpressError(f"{path}/config.json: {key} must be a mapping; repair config.json")
+        if len(config.get(key) or {}) > SIZE_LIMITS["num_labels"]:
+            raise NlpressError(f"{path}/config.json: {key} has too many labels; repair config.json")
+    layers = _size(config, "num_hidden_layers", "n_layer", "num_layers")
+    hidden = _size(config, "hidden_size", "n_embd", "d_model")
+    inter = _size(config, "intermediate_size", "n_inner", "ffn_dim") or 4 * hidden
+    params = layers * (2 * hidden * hidden + 2 * hidden * inter)  # attention q/o + MLP: a floor
+    stored = sum(f.stat().st_size for f in path.glob("*") if f.suffix in (".safetensors", ".bin"))
+    if stored and params * MIN_BYTES_PER_PARAM > stored:
+        raise NlpressError(
+            f"{path}/config.json describes a model of at least {params:,} parameters "
+            f"({layers} layers of width {hidden}), but its weights hold {stored:,} bytes; "
+            "config.json does not belong to these weights: repair or re-download it"
+        )
 
 
 def detect_task(path: Path, config: dict) -> str:
     """Guess the task from the architecture name and sentence-transformers files."""
     archs = config.get("architectures") or []
+    archs = [a for a in archs if isinstance(a, str)] if isinstance(archs, list) else []
     if any(a.endswith("ForSequenceClassification") for a in archs):
         return "text-classification"
     if any(a.endswith("ForCausalLM") for a in archs):
@@ -129,18 +191,26 @@ def detect_task(path: Path, config: dict) -> str:
 
 def sentence_transformers_pooling(path: Path) -> tuple[str, bool]:
     """(pooling mode, normalize) from a sentence-transformers folder; mean pooling otherwise."""
+    from nlpress.artifact_files import inside
+    from nlpress.guards import read_json
+
     pooling, normalize = "mean", False
     modules = path / "modules.json"
-    if modules.is_file():
-        entries = json.loads(modules.read_text())
-        normalize = any(e.get("type", "").endswith("Normalize") for e in entries)
-        for e in entries:
-            if e.get("type", "").endswith("Pooling"):
-                pcfg = path / e.get("path", "") / "config.json"
-                if pcfg.is_file():
-                    p = json.loads(pcfg.read_text())
-                    if p.get("pooling_mode_cls_token"):
-                        pooling = "cls"
+    if not modules.is_file():
+        return pooling, normalize
+    fix = "repair it or delete it (mean pooling is then used)"
+    entries = read_json(modules, "sentence-transformers file", fix, kind=list)
+    if not all(isinstance(e, dict) and isinstance(e.get("type", ""), str) for e in entries):
+        raise NlpressError(f"{modules}: each entry must be an object with a 'type'; {fix}")
+    normalize = any(e.get("type", "").endswith("Normalize") for e in entries)
+    for e in entries:
+        if e.get("type", "").endswith("Pooling"):
+            sub = e.get("path", "")
+            pcfg = inside(path, f"{sub}/config.json", "a pooling config", "modules.json")
+            if pcfg.is_file():
+                p = read_json(pcfg, "pooling config", fix)
+                if p.get("pooling_mode_cls_token"):
+                    pooling = "cls"
     return pooling, normalize
 
 
@@ -163,12 +233,32 @@ def auto_class(task: str):
     }[task]
 
 
-def _check_missing(path: Path, task: str, missing, prefix: str) -> None:
+def _check_missing(path: Path, task: str, missing, model, new_head: bool = False) -> None:
     """transformers fills tensors absent from the weights file with random values and only warns:
-    a silently random model. The pooler is the one part an embedding model may lack (unused)."""
+    a silently random model. The pooler is the one part an embedding model may lack (unused);
+    a task head missing on a base model is allowed (a warning): it is what fine-tuning trains.
+    Everything inside the base model (its layers, embeddings) must be in the weights, whether
+    the file names its tensors with the ``bert.`` prefix or without."""
     missing = sorted(k for k in missing if not (task == "sentence-embedding" and "pooler." in k))
-    heads = [k for k in missing if prefix and not k.startswith(prefix + ".")]
-    if heads and len(heads) == len(missing):
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    base = getattr(model, "base_model", model)
+    base_names = {n for n, _ in base.named_parameters()} | {n for n, _ in base.named_buffers()}
+
+    def in_base(k: str) -> bool:
+        return base is not model and (
+            k in base_names
+            or (prefix and k.startswith(prefix + ".") and k[len(prefix) + 1 :] in base_names)
+        )
+
+    body = [k for k in missing if base is model or in_base(k)]
+    heads = [k for k in missing if k not in body]
+    if body:
+        raise NlpressError(
+            f"the weights in {str(path)!r} lack {len(missing)} of the model's tensors (e.g. "
+            f"{body[0]!r}), which would be random; if it is an nlpress artifact its "
+            "nlpress.json is missing, otherwise save the complete model (save_pretrained)"
+        )
+    if heads and not new_head:
         # a task head on a base model (e.g. --task text-classification on an encoder): fine
         # for speed, meaningless for predictions, so say it loudly
         log.warning(
@@ -177,13 +267,115 @@ def _check_missing(path: Path, task: str, missing, prefix: str) -> None:
             path,
             ", ".join(heads[:4]),
         )
-        return
-    if missing:
+
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "vocab.model",
+)
+
+
+def load_tokenizer(path: Path, *, trust_remote_code: bool = False):
+    """The tokenizer saved in ``path``: its vocabulary files must be there and readable.
+
+    Without them transformers builds a tokenizer of a few special tokens that turns every word
+    into the unknown token: a model that runs and means nothing."""
+    import transformers
+
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
         raise NlpressError(
-            f"the weights in {str(path)!r} lack {len(missing)} of the model's tensors (e.g. "
-            f"{missing[0]!r}), which would be random; if it is an nlpress artifact its "
-            "nlpress.json is missing, otherwise save the complete model (save_pretrained)"
+            f"{str(path)!r} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); save "
+            "the tokenizer beside the model (tokenizer.save_pretrained)"
         )
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception as e:  # tokenizers, sentencepiece and json each raise their own types
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise NlpressError(
+            f"could not load the tokenizer in {str(path)!r} ({first}); its files are damaged: "
+            "save the tokenizer again beside the model"
+        ) from e
+    specials = set(getattr(tok, "all_special_tokens", []) or [])
+    if len(tok) <= len(specials) + 2:
+        raise NlpressError(
+            f"the tokenizer in {str(path)!r} has only {len(tok)} tokens, so every word would be "
+            "unknown; its vocabulary file is missing or empty: save the tokenizer again"
+        )
+    return tok
+
+
+_INT_DTYPES = {"I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"}
+
+
+def _safetensors_header(file: Path) -> dict:
+    import struct
+
+    with open(file, "rb") as f:
+        head = f.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        if not 0 < n <= min(file.stat().st_size - 8, 1 << 28):
+            raise NlpressError(f"{file} is not a safetensors file (bad header); re-save the model")
+        from nlpress.guards import parse_json
+
+        try:
+            header = parse_json(f.read(n).decode("utf-8"))
+        except (NlpressError, UnicodeDecodeError) as e:
+            raise NlpressError(f"{file} has a damaged header ({e}); re-save the model") from e
+    if not isinstance(header, dict):
+        raise NlpressError(f"{file} has a damaged header; re-save the model")
+    return header
+
+
+def check_float_weights(path: Path) -> None:
+    """Weights and biases must be stored as floats: an int32 copy of float weights would be cast
+    back silently, rounded to whole numbers. Read from the safetensors headers, no tensor loaded."""
+    files = [path / "model.safetensors"] if (path / "model.safetensors").is_file() else []
+    index = path / "model.safetensors.index.json"
+    if not files and index.is_file():
+        from nlpress.artifact_files import inside
+        from nlpress.guards import read_json
+
+        wmap = read_json(index, "weights index", "re-save the model").get("weight_map") or {}
+        if not isinstance(wmap, dict):
+            raise NlpressError(f"{index}: weight_map is not a mapping; re-save the model")
+        names = sorted({v for v in wmap.values() if isinstance(v, str)})
+        files = [inside(path, n, "a weights file", index.name) for n in names]
+    for file in files:
+        if not file.is_file():
+            raise NlpressError(f"{file} is missing; re-save the model")
+        for name, info in _safetensors_header(file).items():
+            dtype = info.get("dtype") if isinstance(info, dict) else None
+            if dtype in _INT_DTYPES and name.endswith((".weight", ".bias")):
+                raise NlpressError(
+                    f"{file} stores {name} as {dtype}, not as floats; the model would be cast "
+                    "from rounded integers: save it again in float32/float16/bfloat16"
+                )
+
+
+def from_pretrained(auto, path: Path, task: str, *, new_head: bool = False, **kwargs):
+    """``auto.from_pretrained`` with every load failure a user error and no random tensors.
+
+    ``new_head``: the task head is meant to start random (fine-tuning); no warning for it."""
+    check_float_weights(path)
+    try:
+        model, info = auto.from_pretrained(path, output_loading_info=True, **kwargs)
+    except NlpressError:
+        raise
+    except Exception as e:  # safetensors, torch and transformers each raise their own types here
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise NlpressError(
+            f"could not load the model weights in {str(path)!r} ({first}); "
+            "the weights file may be corrupt or not match config.json: re-download or re-save it"
+        ) from e
+    mismatched = [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys") or ()]
+    missing = [*(info.get("missing_keys") or ()), *mismatched]
+    _check_missing(path, task, missing, model, new_head)
+    return model
 
 
 def load_model(
@@ -203,7 +395,6 @@ def load_model(
     task = task or detect_task(path, config)
 
     import torch
-    import transformers
 
     auto = auto_class(task)
     kwargs: dict[str, Any] = {
@@ -212,29 +403,14 @@ def load_model(
     }
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    try:
-        model, info = auto.from_pretrained(path, output_loading_info=True, **kwargs)
-    except Exception as e:  # safetensors, torch and transformers each raise their own types here
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise NlpressError(
-            f"could not load the model weights in {str(path)!r} ({first}); "
-            "the weights file may be corrupt or not match config.json: re-download or re-save it"
-        ) from e
-    _check_missing(path, task, info.get("missing_keys") or (), model.base_model_prefix)
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            path, trust_remote_code=trust_remote_code
-        )
-    except (OSError, ValueError) as e:
-        raise NlpressError(
-            f"could not load a tokenizer from {str(path)!r} ({e}); save the tokenizer beside the model"
-        ) from e
+    pooling, normalize = (  # the cheap files first, the weights last
+        sentence_transformers_pooling(path) if task == "sentence-embedding" else ("mean", False)
+    )
+    tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+    model = from_pretrained(auto, path, task, **kwargs)
     if task == "causal-lm" and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
-    pooling, normalize = (
-        sentence_transformers_pooling(path) if task == "sentence-embedding" else ("mean", False)
-    )
     id2label = {int(k): str(v) for k, v in (getattr(model.config, "id2label", None) or {}).items()}
     name = "all-MiniLM-L6-v2 (default)" if str(spec) == "default" else str(spec)
     return LoadedModel(model, tokenizer, task, path, name, pooling, normalize, id2label)

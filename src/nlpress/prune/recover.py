@@ -25,37 +25,43 @@ from typing import Any
 
 from nlpress.errors import NlpressError
 from nlpress.recipe import STEP_NAMES, PruneGradualConfig, QatConfig, RecoverConfig
+from nlpress.state import CheckContext, State
 
 log = logging.getLogger(__name__)
 
 TrainStep = PruneGradualConfig | RecoverConfig | QatConfig
 
 
-def check_training_steps(steps: tuple, data: Any, task: str) -> None:
-    """Refuse, before any slow work, training steps that have nothing (or nothing usable) to
+def check_training(s: TrainStep, ctx: CheckContext, i: int) -> None:
+    """Refuse, before any slow work, a training step that has nothing (or nothing usable) to
     train on."""
-    for i, s in enumerate(steps, 1):
-        if not isinstance(s, TrainStep):
-            continue
-        name = STEP_NAMES[type(s)]
-        if task == "causal-lm":
-            raise NlpressError(
-                f"recipe step {i} ({name}) trains the model; training a causal-lm is not "
-                "supported yet: use prune-magnitude, or a classifier or embedding model"
-            )
-        if s.method == "finetune" and task != "text-classification":
-            raise NlpressError(
-                f"recipe step {i} ({name}) with method finetune needs labels "
-                f"(text-classification), not {task}; set {name}.method=distill"
-            )
-        source = s.data if s.data is not None else data
-        if source is None:
-            raise NlpressError(
-                f"recipe step {i} ({name}) fine-tunes the model and needs training data: pass "
-                f"--data train.tsv (or --set {name}.data=train.tsv)"
-            )
-        if s.data is not None and not Path(s.data).is_file():
-            raise NlpressError(f"recipe step {i} ({name}): data file {s.data} not found")
+    name = STEP_NAMES[type(s)]
+    task, data = ctx.task, ctx.data
+    if task == "causal-lm":
+        raise NlpressError(
+            f"recipe step {i} ({name}) trains the model; training a causal-lm is not "
+            "supported yet: use prune-magnitude, or a classifier or embedding model"
+        )
+    if s.method == "finetune" and task != "text-classification":
+        raise NlpressError(
+            f"recipe step {i} ({name}) with method finetune needs labels "
+            f"(text-classification), not {task}; set {name}.method=distill"
+        )
+    source = s.data if s.data is not None else (ctx.train_data or data)
+    if source is None:
+        raise NlpressError(
+            f"recipe step {i} ({name}) fine-tunes the model and needs training data: pass "
+            f"--data train.tsv (or --set {name}.data=train.tsv)"
+        )
+    if s.data is not None and not Path(s.data).is_file():
+        raise NlpressError(f"recipe step {i} ({name}): data file {s.data} not found")
+
+
+def check_gradual(s: PruneGradualConfig, ctx: CheckContext, i: int) -> None:
+    from nlpress.prune.steps import check_prune
+
+    check_training(s, ctx, i)
+    check_prune(s, ctx, i)
 
 
 def _train_config(cfg: TrainStep):
@@ -68,12 +74,13 @@ def _train_config(cfg: TrainStep):
     )
 
 
-def _task(st: Any, cfg: TrainStep, model, tcfg):
+def _task(st: State, cfg: TrainStep, model, tcfg):
     """The loop's view: (TrainTask, unwrap(module) -> the trained model)."""
     from nlpress.train.data import encode, read_training_data, take
     from nlpress.train.loop import TrainTask
 
-    source = cfg.data if cfg.data is not None else st.data
+    # tune's --train (State.train_data) when there is one: the --data rows are for measuring
+    source = cfg.data if cfg.data is not None else (st.train_data or st.data)
     finetune = cfg.method == "finetune"
     d = read_training_data(source, st.lm.task, {}, None, need_labels=finetune)
     tok = st.lm.tokenizer
@@ -94,7 +101,7 @@ def _task(st: Any, cfg: TrainStep, model, tcfg):
     return spec, lambda m: m.student
 
 
-def _run(st: Any, cfg: TrainStep, callbacks: list, extra=None) -> tuple[Any, Any]:
+def _run(st: State, cfg: TrainStep, callbacks: list, extra=None) -> tuple[Any, Any]:
     """Train ``st.torch_model``; ``extra(n_examples, train_config)`` may add a callback that
     needs the run's length (the gradual pruner's schedule)."""
     from nlpress.train.loop import train
@@ -124,7 +131,7 @@ def _train_info(cfg: TrainStep, result) -> dict:
     }
 
 
-def step_recover(st: Any, cfg: RecoverConfig) -> dict:
+def step_recover(st: State, cfg: RecoverConfig) -> dict:
     """Fine-tune the pruned model (labels or distillation); masks held for unstructured pruning."""
     from nlpress.prune.masks import keep_masks_callback, mask_sparsity
 
@@ -142,7 +149,7 @@ def step_recover(st: Any, cfg: RecoverConfig) -> dict:
     return info
 
 
-def step_gradual(st: Any, cfg: PruneGradualConfig) -> dict:
+def step_gradual(st: State, cfg: PruneGradualConfig) -> dict:
     """Prune gradually to ``cfg.sparsity`` while fine-tuning; exact final sparsity."""
     from nlpress.prune.gradual import GradualPruner, make_schedule
     from nlpress.prune.masks import mask_sparsity
@@ -186,7 +193,7 @@ def step_gradual(st: Any, cfg: PruneGradualConfig) -> dict:
     return info
 
 
-def _keep(st: Any) -> list:
+def _keep(st: State) -> list:
     """Masks of an earlier unstructured step stay applied while gradual pruning trains."""
     from nlpress.prune.masks import keep_masks_callback
 

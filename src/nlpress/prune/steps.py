@@ -1,4 +1,4 @@
-"""The pruning recipe steps: glue between the pipeline's state and the pruning functions.
+"""The pruning recipe steps: glue between the steps' shared state and the pruning functions.
 
 Each step works on a copy of the model (the baseline measured in the same run keeps the
 original), records what it removed per layer for the report, and picks how the weights are
@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
 
 from nlpress.recipe import (
-    PRUNE_STEPS,
-    PruneGradualConfig,
     PruneMagnitudeConfig,
     PruneNMConfig,
     PruneSparseGPTConfig,
     PruneStructuredConfig,
     PruneWandaConfig,
-    RecoverConfig,
 )
+from nlpress.state import CheckContext, State
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +36,10 @@ STRUCTURED = (
 )
 
 
-def prune_step(st: Any, cfg: PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig) -> dict:
-    """Run one pruning step on ``st`` (the pipeline's ``_State``); return the step's info."""
+def prune_step(
+    st: State, cfg: PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig
+) -> dict:
+    """Run one pruning step on ``st``; return the step's info."""
     if st.torch_model is None:
         st.torch_model = copy.deepcopy(st.lm.model)
     if isinstance(cfg, PruneStructuredConfig):
@@ -79,7 +78,7 @@ def prune_step(st: Any, cfg: PruneMagnitudeConfig | PruneNMConfig | PruneStructu
     return summary["info"]
 
 
-def _oneshot(st: Any, cfg: PruneWandaConfig | PruneSparseGPTConfig) -> tuple[dict, str, str, str]:
+def _oneshot(st: State, cfg: PruneWandaConfig | PruneSparseGPTConfig) -> tuple[dict, str, str, str]:
     """Wanda / SparseGPT through the calibration engine: (summary, kind, storage, warning)."""
     from nlpress.calib.pipeline_steps import calibration_batches
     from nlpress.prune.oneshot_steps import prune_oneshot
@@ -94,7 +93,7 @@ def _oneshot(st: Any, cfg: PruneWandaConfig | PruneSparseGPTConfig) -> tuple[dic
     return summary, (f"{cfg.n}:{cfg.m}" if nm else "unstructured"), cfg.storage, warning
 
 
-def _batches(st: Any):
+def _batches(st: State):
     import torch
 
     texts = st.calib_texts
@@ -103,85 +102,32 @@ def _batches(st: Any):
         yield {k: torch.from_numpy(v) for k, v in batch.items()}
 
 
-def precheck(steps: tuple, path: Any, task: str) -> None:
-    """Check pruning steps against the model's structure before any weight is loaded.
+def check_prune(cfg, ctx: CheckContext, i: int = 0) -> None:
+    """Check a pruning step against the model's structure before any weight is loaded.
 
     The model is built on the meta device from its config (no memory, no weights), so a target
     pattern that matches nothing or a head count that empties a layer fails in a second, before
-    the slow load and before any progress bar.
+    the slow load and before any progress bar. After a structured step the model is smaller:
+    later steps are checked when they run.
     """
-    prune = [
-        s
-        for s in steps
-        if isinstance(
-            s, PruneMagnitudeConfig | PruneNMConfig | PruneStructuredConfig | PruneGradualConfig
-        )
-    ]
-    if not prune:
+    if ctx.reshaped:
         return
     import torch
-    from transformers import AutoConfig
 
-    from nlpress.models.loader import auto_class
+    model = ctx.meta_model()
+    if isinstance(cfg, PruneStructuredConfig):
+        from nlpress.prune.adapters import blocks, geometry, layout_for
+        from nlpress.prune.structured import counts, layers_to_drop
 
-    with torch.device("meta"):
-        model = auto_class(task).from_config(AutoConfig.from_pretrained(path))
-    for cfg in prune:
-        if isinstance(cfg, PruneStructuredConfig):
-            from nlpress.prune.adapters import blocks, geometry, layout_for
-            from nlpress.prune.structured import counts, layers_to_drop
+        lay, blks = layout_for(model), blocks(model)
+        width = blks[0].get_submodule(lay.ffn_out).weight.shape[1]
+        counts(cfg, len(blks), geometry(model), width)
+        if cfg.score == "magnitude" or cfg.drop_layers:
+            layers_to_drop(
+                cfg, len(blks), None if cfg.score == "magnitude" else torch.zeros(len(blks))
+            )
+        ctx.reshaped = True
+        return
+    from nlpress.prune.unstructured import target_linears
 
-            lay, blks = layout_for(model), blocks(model)
-            width = blks[0].get_submodule(lay.ffn_out).weight.shape[1]
-            counts(cfg, len(blks), geometry(model), width)
-            if cfg.score == "magnitude" or cfg.drop_layers:
-                layers_to_drop(
-                    cfg, len(blks), None if cfg.score == "magnitude" else torch.zeros(len(blks))
-                )
-            return  # later steps see a smaller model: checked when they run
-        from nlpress.prune.unstructured import target_linears
-
-        target_linears(model, cfg.targets, cfg.ignore)
-
-
-def same_backend_speed(st: Any, recipe: Any, result: Any, texts: list, bench_cfg: Any) -> dict:
-    """Speed of the result against the *unpruned* model taken through the recipe's other steps.
-
-    The pipeline's baseline is PyTorch fp32; when pruning is chained with export or
-    quantization, that comparison mixes the pruning gain with the backend's. So the original
-    model is run through the same non-pruning steps into a scratch folder, and benchmarked
-    against the result in one interleaved run: what pruning adds on that backend, measured.
-    Returns {} when the recipe has no other steps (the baseline already is that reference).
-    """
-    import shutil
-
-    from nlpress.bench.harness import benchmark, ratios
-    from nlpress.pipeline import HANDLERS, _finalize_model, _State
-    from nlpress.recipe import Recipe
-    from nlpress.runtime import load
-
-    # recover trains the pruned model: not a step the unpruned one takes
-    rest = tuple(s for s in recipe.steps if not isinstance(s, (*PRUNE_STEPS, RecoverConfig)))
-    if not rest:
-        return {}
-    scratch = st.tmp / ".unpruned"
-    scratch.mkdir()
-    try:
-        ref = _State(st.lm, scratch, st.sample, tokenize=st.tokenize)
-        ref.calib_texts, ref.calib_source = st.calib_texts, st.calib_source
-        for cfg in rest:
-            HANDLERS[type(cfg)](ref, cfg)
-        _finalize_model(ref, Recipe(name=f"{recipe.name}-unpruned", steps=rest))
-        unpruned = load(scratch, spin=False)
-        log.info("benchmarking against the unpruned model on %s", unpruned.backend)
-        speed = benchmark({"unpruned": unpruned, "result": result}, texts, bench_cfg)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return {
-        "same_backend": {
-            "backend": unpruned.backend,
-            "unpruned": speed["unpruned"],
-            "result": speed["result"],
-            "ratios": ratios(speed, "unpruned")["result"],
-        }
-    }
+    target_linears(model, cfg.targets, cfg.ignore)

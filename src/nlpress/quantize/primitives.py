@@ -133,7 +133,7 @@ def _group_view(x: Tensor, spec: QuantSpec) -> Tensor:
         hint = ", ".join(str(d) for d in _suggest_divisors(n, g))
         raise NlpressError(
             f"group size {g} does not divide the layer's input size {n}; pick a divisor such as "
-            f"{hint}, or use granularity 'channel'"
+            f"{hint}, or set group_size to null (one scale per output channel)"
         )
     return x.reshape(*x.shape[:-1], n // g, g)
 

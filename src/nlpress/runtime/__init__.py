@@ -18,11 +18,14 @@ def load(
     threads: int = 0,
     task: str | None = None,
     spin: bool = True,
+    verify: bool = False,
     device: str | None = None,
 ) -> Predictor:
     """Load an nlpress artifact, or a Hugging Face model (folder, hub id or ``default``) in PyTorch fp32.
 
     ``spin=False`` keeps idle ONNX Runtime threads from busy-waiting (see :class:`OrtPredictor`).
+    An artifact's files are checked against the sizes recorded in its nlpress.json on every load;
+    ``verify=True`` also checks their sha256 (``nlpress eval`` and ``bench`` do).
     ``device``: "cpu" or "cuda" (see :mod:`nlpress.runtime.device`); None runs an artifact on
     the device recorded in it, and a model folder on the CPU.
     """
@@ -34,7 +37,7 @@ def load(
         check_device_name(device)
     p = Path(path)
     if p.is_dir() and is_artifact(p):
-        pred = _load_artifact(p, threads, spin, device)
+        pred = _load_artifact(p, threads, spin, verify, device)
         if task is not None and task != pred.task:
             raise NlpressError(
                 f"{path} is a {pred.task} artifact, not {task}; drop --task or pick another model"
@@ -80,13 +83,16 @@ def _warn_portability(meta: dict, pred: OrtPredictor) -> None:
 
 
 def _load_artifact(
-    p: Path, threads: int, spin: bool = True, device: str | None = None
+    p: Path, threads: int, spin: bool = True, verify: bool = False, device: str | None = None
 ) -> Predictor:
-    from transformers import AutoTokenizer
+    from nlpress.artifact import check_meta, verify_files
+    from nlpress.models.loader import load_tokenizer
 
-    meta = read_meta(p)
+    raw = read_meta(p)
+    meta = check_meta(p, raw)
+    verify_files(p, raw, hashes=verify)
     device = _artifact_device(p, meta, device)
-    tok = AutoTokenizer.from_pretrained(p)
+    tok = load_tokenizer(p)
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
     common = dict(
@@ -94,57 +100,66 @@ def _load_artifact(
         tokenizer=tok,
         input_names=meta["input_names"],
         name=meta["name"],
-        id2label={int(k): v for k, v in meta.get("id2label", {}).items()},
-        max_length=meta.get("max_length", 512),
+        id2label=meta["id2label"],
+        max_length=meta["max_length"],
     )
+    if meta["backend"] == "openvino":  # the runtime first: no file check can help without it
+        from nlpress.runtime.openvino import require_openvino
+
+        require_openvino(f"{p} is an OpenVINO artifact and")
+    model_file = meta["model_file"]
+    if meta["backend"] == "openvino":  # a missing runtime says how to install it, first
+        from nlpress.runtime.openvino import require_openvino
+
+        require_openvino("this OpenVINO artifact")
+    if not model_file.is_file():
+        raise NlpressError(f"{p} lacks its model file {model_file.name}; rebuild the artifact")
     if meta["backend"] == "onnxruntime":
-        pred = OrtPredictor(
-            p / meta["model_file"], threads=threads, spin=spin, device=device, **common
-        )
-        _warn_portability(meta, pred)
+        pred = OrtPredictor(model_file, threads=threads, spin=spin, device=device, **common)
+        _warn_portability(raw, pred)
         return pred
     if meta["backend"] == "openvino":
         from nlpress.runtime.openvino import OpenVinoPredictor, warn_if_int8_saturates
 
-        warn_if_int8_saturates(meta, p)
-        return OpenVinoPredictor(
-            p / meta["model_file"],
-            threads=threads,
-            precision=meta.get("precision", "f32"),
-            **common,
-        )
-    from nlpress.models.task_module import TaskModule
-    from nlpress.quantize.torch_io import load_dynamic_int8
-
+        warn_if_int8_saturates(raw, p)
+        return OpenVinoPredictor(model_file, threads=threads, precision=meta["precision"], **common)
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    if meta.get("weights_format") == "hf":  # a plain Hugging Face model (e.g. bf16), safetensors
-        from nlpress.models.loader import load_model
+    model = _torch_model(p, meta)
+    from nlpress.models.task_module import TaskModule
 
-        model = load_model(p, meta["task"], dtype="auto").model
-    elif meta.get("weights_format") == "weight-only":  # int4/int8 codes + scales, safetensors
-        from nlpress.models.loader import auto_class
-        from nlpress.quantize.woq_linear import load_weight_only
-
-        model = load_weight_only(p, auto_class(meta["task"]))
-    elif meta.get("weights_format") == "bitmask":  # pruned: sparse and/or head-pruned BERT
-        from nlpress.models.loader import auto_class
-        from nlpress.prune.sparse_io import load_sparse
-
-        model = load_sparse(p, auto_class(meta["task"]))
-    else:
-        from nlpress.models.loader import auto_class
-
-        model = load_dynamic_int8(p, auto_class(meta["task"]))
     module = TaskModule(
-        model,
-        meta["task"],
-        meta["input_names"],
-        meta.get("pooling", "mean"),
-        meta.get("normalize", False),
+        model, meta["task"], meta["input_names"], meta["pooling"], meta["normalize"]
     )
-    return TorchPredictor(
-        module, files=[p / meta["model_file"]], threads=threads, device=device, **common
-    )
+    return TorchPredictor(module, files=[model_file], threads=threads, device=device, **common)
+
+
+def _torch_model(p: Path, meta: dict):
+    """The PyTorch model of an artifact, in its weights format; a damaged file is a user error."""
+    from nlpress.models.loader import auto_class, load_model, read_config
+
+    fmt, auto = meta["weights_format"], auto_class(meta["task"])
+    if fmt == "hf":  # a plain Hugging Face model (e.g. bf16), safetensors
+        return load_model(p, meta["task"], dtype="auto").model
+    read_config(p)  # the model is built from config.json: its sizes are checked first
+    try:
+        if fmt == "weight-only":  # int4/int8 codes + scales, safetensors
+            from nlpress.quantize.woq_linear import load_weight_only
+
+            return load_weight_only(p, auto)
+        if fmt == "bitmask":  # pruned: sparse and/or head-pruned BERT
+            from nlpress.prune.sparse_io import load_sparse
+
+            return load_sparse(p, auto)
+        from nlpress.quantize.torch_io import load_dynamic_int8
+
+        return load_dynamic_int8(p, auto)
+    except NlpressError:
+        raise
+    except Exception as e:  # safetensors, torch and transformers each raise their own types
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise NlpressError(
+            f"could not load the model in {p} ({first}); the artifact is damaged: rebuild it"
+        ) from e

@@ -140,7 +140,6 @@ class OpenVinoPredictor(Predictor):
 def _profile(model, config_file: Path) -> dict | None:
     """Weight GEMMs of an IR: MatMuls whose second input has a static 2-D shape (a weight,
     possibly behind NNCF's decompression); int8 where NNCF put FakeQuantize nodes."""
-    import json
 
     from nlpress.bench.peak import _attention
 
@@ -153,9 +152,13 @@ def _profile(model, config_file: Path) -> dict | None:
         shape = op.input(1).get_partial_shape()
         if shape.is_static and len(shape) == 2:
             macs += int(shape[0].get_length()) * int(shape[1].get_length())
+    from nlpress.guards import read_json
+
     try:
-        config = json.loads(config_file.read_text()) if config_file.is_file() else None
-    except (OSError, ValueError):
+        config = (
+            read_json(config_file, "model config", "", kind=None) if config_file.is_file() else None
+        )
+    except NlpressError:  # a hint for the report only: a damaged config.json is found elsewhere
         config = None
     layers, width = _attention(config if isinstance(config, dict) else None)
     return {

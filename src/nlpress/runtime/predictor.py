@@ -8,7 +8,6 @@ and the evaluator use the same ``tokenize``/``forward`` pair, so what is measure
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -97,7 +96,11 @@ class Predictor:
     def run(
         self, inputs: Sequence[TextInput], batch_size: int = 32, progress: bool = False
     ) -> np.ndarray:
-        """Forward every input, batched by length; outputs in input order."""
+        """Forward every input, batched by length; outputs in input order.
+
+        A single string is one text (not a sequence of characters): its output has one row."""
+        if isinstance(inputs, str):
+            inputs = [inputs]
         if not len(inputs):
             raise NlpressError("no texts given; pass at least one text")
         _split(inputs)  # one kind of input per call, checked before any work
@@ -219,24 +222,49 @@ class OrtPredictor(Predictor):
         self.device = device
         self.onnx_path = Path(onnx_path)
         providers = providers or _providers(device)
-        self.session = ort.InferenceSession(str(onnx_path), so, providers=providers)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), so, providers=providers)
+        except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail)
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise NlpressError(
+                f"ONNX Runtime cannot load {onnx_path} ({first}); the file is damaged: "
+                "rebuild the artifact"
+            ) from e
         kw.setdefault("files", [Path(onnx_path), *Path(onnx_path).parent.glob("*.onnx.data")])
         super().__init__(threads=threads, **kw)
         graph_inputs = [i.name for i in self.session.get_inputs()]
+        missing = [n for n in graph_inputs if n not in self.input_names]
+        if missing or "input_ids" not in graph_inputs:
+            raise NlpressError(
+                f"{onnx_path} takes inputs {graph_inputs}, but its nlpress.json gives "
+                f"{self.input_names}; the artifact is damaged: rebuild it"
+            )
         self.input_names = [n for n in self.input_names if n in graph_inputs]
 
     def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(None, {n: batch[n] for n in self.input_names})[0]
+        try:
+            return self.session.run(None, {n: batch[n] for n in self.input_names})[0]
+        except Exception as e:  # an allocation failure, or a graph that does not fit its inputs
+            if "alloc" in str(e).lower() or "memory" in str(e).lower():
+                shape = "x".join(str(d) for d in batch["input_ids"].shape)
+                raise NlpressError(
+                    f"ONNX Runtime ran out of memory on a batch of {shape} tokens; lower "
+                    "--batch-size or --seq-len"
+                ) from e
+            raise
 
     def compute_profile(self) -> dict | None:
         """Multiply-adds per token and GEMM format (:mod:`nlpress.bench.peak`)."""
         from nlpress.bench.peak import onnx_profile
+        from nlpress.guards import read_json
 
         cfg = self.onnx_path.parent / "config.json"
         try:
-            config = json.loads(cfg.read_text()) if cfg.is_file() else None
+            config = (
+                read_json(cfg, "model config", "repair it", kind=None) if cfg.is_file() else None
+            )
             return onnx_profile(self.onnx_path, config if isinstance(config, dict) else None)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, TypeError, NlpressError) as e:  # a hint only: never fatal
             log.debug("no operation count for %s: %s", self.onnx_path, e)
             return None
 

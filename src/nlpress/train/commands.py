@@ -9,6 +9,17 @@ import json
 from nlpress.errors import NlpressError
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts: ``--limit 0`` or ``-5`` is an error, never "all rows"."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data", help="training file: TSV/CSV/JSONL (labels), or plain text for embeddings"
@@ -16,7 +27,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", help="column holding the text (auto-detected for GLUE files)")
     p.add_argument("--text-pair-column", help="column holding the second text of a pair")
     p.add_argument("--label-column", help="column holding the label")
-    p.add_argument("--limit", type=int, help="use only the first N rows of --data")
+    p.add_argument("--limit", type=positive_int, help="use only the first N rows of --data")
     p.add_argument("--out", required=True, help="artifact folder to write")
     p.add_argument("--force", action="store_true", help="replace an existing artifact in --out")
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoints/last")
@@ -63,7 +74,10 @@ def add_commands(sub) -> None:
     d.add_argument("--attention-weight", type=float, default=0.0, help="attention loss weight")
     d.add_argument("--attention-loss", choices=["kl", "mse"], default="kl")
     d.add_argument("--embedding-loss", choices=["cosine", "mse"], default="cosine")
-    d.add_argument("--rounds", type=int, default=5, help="benchmark rounds, teacher vs student")
+    d.add_argument(
+        "--rounds", type=int, default=5, help="benchmark rounds, teacher vs student (default 5)"
+    )
+    d.add_argument("--no-bench", action="store_true", help="skip the teacher-vs-student speed run")
     _train_args(d)
 
 
@@ -94,7 +108,7 @@ def _common(a) -> dict:
         resume=a.resume,
         limit=a.limit,
         eval_split=a.eval_split,
-        progress=not a.json,
+        progress=a.progress,
         columns={
             "text_column": a.text_column,
             "text_pair_column": a.text_pair_column,
@@ -139,6 +153,10 @@ def cmd_finetune(a) -> int:
 def cmd_distill(a) -> int:
     from nlpress.train.distill import DistillConfig, distill
 
+    if a.rounds < 1:  # as compress and bench: 0 rounds is not a benchmark
+        raise NlpressError(
+            f"--rounds must be >= 1, got {a.rounds}; pass --no-bench to skip the speed comparison"
+        )
     cfg = _config(DistillConfig, a)
     art = distill(
         a.teacher,
@@ -147,7 +165,7 @@ def cmd_distill(a) -> int:
         config=cfg,
         train=_train_config(a),
         task=a.task,
-        bench_rounds=a.rounds,
+        bench_rounds=0 if a.no_bench else a.rounds,
         **_common(a),
     )
     return _print(art, a)

@@ -47,7 +47,30 @@ def read_training_data(
             f"{path} has no label column; text-classification training needs labels "
             "(pass --label-column)"
         )
+    if d.labels is not None and len(set(d.labels)) < 2:
+        # one class: the model learns to say it always, and held-out accuracy reads 100
+        raise NlpressError(
+            f"every row of {path} has the same label ({d.labels[0]}); a classifier needs "
+            "examples of at least two classes: add rows of the other labels"
+        )
     return d
+
+
+def check_max_length(cfg, config):
+    """``cfg`` with a ``max_length`` that fits the model's position embeddings (longer texts
+    cannot run). The default (128) shrinks to a smaller model's limit; a chosen value that does
+    not fit is an error."""
+    from nlpress.train.loop import TrainConfig
+
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or cfg.max_length <= limit:
+        return cfg
+    if cfg.max_length == TrainConfig.model_fields["max_length"].default:
+        return cfg.model_copy(update={"max_length": limit})
+    raise NlpressError(
+        f"--max-length {cfg.max_length} is longer than the model's {limit} positions; "
+        f"pass --max-length {min(limit, 512)} or less"
+    )
 
 
 @dataclass

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class DistillConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     temperature: float = Field(2.0, gt=0)  # 2: softens without flattening (DistilBERT used 2)
     alpha: float = Field(0.5, ge=0, le=1)  # soft vs hard-label weight; 1 with no labels
@@ -159,20 +159,20 @@ def distill(
     progress: bool = True,
 ):
     """Distill ``teacher`` into a student artifact at ``out``; None on non-main processes."""
-    from nlpress.artifact import check_target
     from nlpress.models.loader import detect_task, load_model, read_config, resolve_model_path
-    from nlpress.train.data import heldout_split, read_training_data, take
+    from nlpress.train.data import check_max_length, heldout_split, read_training_data, take
     from nlpress.train.loop import train as run
-    from nlpress.train.output import checkpoint_dir, finish
+    from nlpress.train.output import check_targets, checkpoint_dir, finish
 
     cfg, tcfg = config or DistillConfig(), train or TrainConfig()
     out = Path(out).absolute()
-    check_target(out, force)
+    check_targets(out, force)
     t_path = resolve_model_path(teacher)
     task = task or detect_task(t_path, read_config(t_path))
     d = read_training_data(data, task, columns or {}, limit, need_labels=False)
     attn = "eager" if cfg.attention_weight > 0 else None
     t_lm = load_model(t_path, task, attn_implementation=attn)
+    tcfg = check_max_length(tcfg, t_lm.model.config)
     s_model, kept, pairs = make_student(
         t_lm, None if student is None else str(student), student_layers
     )

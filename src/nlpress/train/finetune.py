@@ -43,20 +43,22 @@ def load_classifier(path: Path, id2label: dict[int, str]):
     import torch
     import transformers
 
-    try:
-        model = transformers.AutoModelForSequenceClassification.from_pretrained(
-            path,
-            num_labels=len(id2label),
-            id2label=id2label,
-            label2id={v: k for k, v in id2label.items()},
-            ignore_mismatched_sizes=True,
-            dtype=torch.float32,
-        )
-        tok = transformers.AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        raise NlpressError(
-            f"could not load {path} as a classifier ({e}); pass a model folder"
-        ) from e
+    from nlpress.models.loader import _check_weights, from_pretrained, load_tokenizer, read_config
+
+    read_config(path)  # a readable config.json of sane sizes, and weights beside it
+    _check_weights(path)
+    tok = load_tokenizer(path)
+    model = from_pretrained(
+        transformers.AutoModelForSequenceClassification,
+        path,
+        "text-classification",
+        new_head=True,  # a fresh head for these labels is the point; the body must be complete
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+        ignore_mismatched_sizes=True,
+        dtype=torch.float32,
+    )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
         model.config.pad_token_id = tok.pad_token_id
@@ -97,24 +99,24 @@ def finetune(
 ):
     """Fine-tune ``model`` on labelled ``data`` into a classifier artifact at ``out``.
 
-    Returns the :class:`~nlpress.pipeline.Artifact` on the main process, None on the others.
+    Returns the :class:`~nlpress.artifact.Artifact` on the main process, None on the others.
     """
-    from nlpress.artifact import check_target
     from nlpress.models.loader import resolve_model_path
-    from nlpress.train.data import heldout_split, read_training_data
+    from nlpress.train.data import check_max_length, heldout_split, read_training_data
     from nlpress.train.loop import train as run
-    from nlpress.train.output import checkpoint_dir, finish
+    from nlpress.train.output import check_targets, checkpoint_dir, finish
 
     if task != "text-classification":
         raise NlpressError(f"finetune supports --task text-classification, not {task!r}")
     cfg = train or TrainConfig()
     out = Path(out).absolute()
-    check_target(out, force)
+    check_targets(out, force)
     path = resolve_model_path(model)
     d = read_training_data(data, task, columns or {}, limit, need_labels=True)
     split = heldout_split(len(d), eval_split, cfg.seed)
     id2label, _ = _label_maps(d)
     clf, tok = load_classifier(path, id2label)
+    cfg = check_max_length(cfg, clf.config)
     sub_train = _subset_view(d, split.train)
     evaluate = None
     if split.heldout:

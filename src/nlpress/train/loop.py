@@ -36,6 +36,13 @@ from nlpress.errors import NlpressError
 log = logging.getLogger(__name__)
 
 LAST, TMP, OLD = "last", ".tmp-last", ".old-last"
+MARKER = "nlpress-checkpoints.json"  # in every checkpoint folder nlpress made, and only there
+# settings a resumed run must share with the checkpoint: they fix the data order, the schedule
+# and the model; the others (evaluation, checkpoint cadence, patience, device) may change
+RESUME_SETTINGS = (
+    "epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "max_steps", "grad_accum",
+    "mixed_precision", "seed", "max_length", "freeze_embeddings",
+)  # fmt: skip
 
 
 def fields_from(cls: type[BaseModel], source: Any) -> dict[str, Any]:
@@ -46,11 +53,12 @@ def fields_from(cls: type[BaseModel], source: Any) -> dict[str, Any]:
 class TrainConfig(BaseModel):
     """Training settings shared by ``finetune`` and ``distill``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # --lr inf: NaN weights
 
     epochs: int = Field(3, ge=1)  # 3: the usual GLUE fine-tuning length (BERT paper)
     batch_size: int = Field(32, ge=1)  # global rows per micro-batch, split over processes
-    lr: float = Field(5e-5, gt=0)  # 5e-5: within BERT's recommended 2e-5..5e-5
+    # 5e-5: within BERT's recommended 2e-5..5e-5; above 1, AdamW's steps overflow float32
+    lr: float = Field(5e-5, gt=0, le=1.0)
     weight_decay: float = Field(0.01, ge=0)  # AdamW decay as in BERT/DistilBERT training
     warmup_ratio: float = Field(0.06, ge=0, lt=1)  # 6% linear warm-up (RoBERTa recipe)
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps
@@ -61,7 +69,8 @@ class TrainConfig(BaseModel):
     patience: int | None = Field(None, ge=1)  # evaluations without improvement before stopping
     checkpoint_every: int = Field(200, ge=1)  # optimizer steps between resumable checkpoints
     cpu: bool = False  # force CPU even where a GPU is present
-    max_length: int = Field(128, ge=8)  # tokens per text: SST-2/STS sentences fit in 128
+    # tokens per text: SST-2/STS sentences fit in 128; also checked against the model's positions
+    max_length: int = Field(128, ge=8, le=1 << 20)
     # the word-embedding matrix is a third to a half of a small encoder's weights and gets sparse
     # gradients; freezing it saves most optimizer time on a CPU at little cost in accuracy
     freeze_embeddings: bool = False
@@ -164,12 +173,31 @@ def train(
     torch.manual_seed(cfg.seed)
     module, opt, sched = acc.prepare(task.module, *_optimizer(task.module, cfg, total))
     prog = _Progress()
+    settings = {**{k: getattr(cfg, k) for k in RESUME_SETTINGS}, "n_examples": task.n_examples}
     if resume:
-        prog = _resume(acc, ckpt_dir)
+        prog = _resume(acc, ckpt_dir, settings)
     result = TrainResult(is_main=acc.is_main_process, num_processes=world)
     best_state = _load_best(ckpt_dir) if resume and prog.best else None
     t0 = time.perf_counter()
     bar = _bar(total, prog.step, progress and acc.is_main_process)
+    try:
+        best_state = _loop(acc, module, opt, sched, task, cfg, ckpt_dir, callbacks, prog, result,
+                           best_state, bar, steps_per_epoch, total, settings)  # fmt: skip
+    finally:  # closed before an interruption's message, not after it by the garbage collector
+        if bar is not None:
+            bar.close()
+    acc.wait_for_everyone()
+    unwrapped = acc.unwrap_model(module)
+    if best_state is not None:
+        unwrapped.load_state_dict(best_state)
+    result.history, result.evals, result.best = prog.history, prog.evals, prog.best
+    result.steps, result.seconds = prog.step, round(time.perf_counter() - t0, 2)
+    return unwrapped, result
+
+
+def _loop(acc, module, opt, sched, task, cfg, ckpt_dir, callbacks, prog, result, best_state,
+          bar, steps_per_epoch: int, total: int, settings: dict):  # fmt: skip
+    """The epochs and steps of :func:`train`; returns the best state so far."""
     eval_every = cfg.eval_every or steps_per_epoch
     while prog.step < total and not result.stopped_early:
         order = epoch_order(task.n_examples, cfg.seed, prog.epoch)
@@ -178,6 +206,11 @@ def train(
             loss, logs = _one_step(acc, module, opt, sched, task, order, prog.step_in_epoch, cfg)
             prog.step += 1
             prog.step_in_epoch += 1
+            if not math.isfinite(loss):
+                raise NlpressError(
+                    f"the training loss became {loss} at step {prog.step}; nothing was written. "
+                    f"Lower --lr (now {cfg.lr:g}) or check the data"
+                )
             rate = cfg.batch_size * cfg.grad_accum / max(time.perf_counter() - t_step, 1e-9)
             _record(prog, loss, logs, sched.get_last_lr()[0], rate, bar)
             for fn in callbacks:
@@ -185,20 +218,12 @@ def train(
             if task.evaluate is not None and (prog.step % eval_every == 0 or prog.step == total):
                 best_state = _evaluate(acc, module, task, cfg, prog, best_state, result)
             if prog.step % cfg.checkpoint_every == 0 and ckpt_dir is not None:
-                save_checkpoint(acc, ckpt_dir, prog, best_state)
+                save_checkpoint(acc, ckpt_dir, prog, best_state, settings)
             if result.stopped_early:
                 break
         if prog.step_in_epoch >= steps_per_epoch:
             prog.epoch, prog.step_in_epoch = prog.epoch + 1, 0
-    if bar is not None:
-        bar.close()
-    acc.wait_for_everyone()
-    unwrapped = acc.unwrap_model(module)
-    if best_state is not None:
-        unwrapped.load_state_dict(best_state)
-    result.history, result.evals, result.best = prog.history, prog.evals, prog.best
-    result.steps, result.seconds = prog.step, round(time.perf_counter() - t0, 2)
-    return unwrapped, result
+    return best_state
 
 
 def _schedule(n_examples: int, cfg: TrainConfig, world: int) -> tuple[int, int]:
@@ -315,14 +340,32 @@ def _write_state(acc, path: Path) -> None:
     acc.save_state(str(path))
 
 
-def save_checkpoint(acc, ckpt_dir: Path, prog: _Progress, best_state) -> None:
+def check_checkpoint_dir(ckpt_dir: Path) -> None:
+    """A checkpoint folder that exists must be one nlpress made (it holds :data:`MARKER`): it
+    is written into and, once the artifact is written, deleted."""
+    ckpt_dir = Path(ckpt_dir)
+    if (ckpt_dir.exists() or ckpt_dir.is_symlink()) and not (ckpt_dir / MARKER).is_file():
+        raise NlpressError(
+            f"{ckpt_dir} exists and was not made by nlpress, which keeps its checkpoints there "
+            "and deletes them at the end; move it or choose another --out"
+        )
+
+
+def made_by_nlpress(ckpt_dir: Path) -> bool:
+    return (Path(ckpt_dir) / MARKER).is_file() and not Path(ckpt_dir).is_symlink()
+
+
+def save_checkpoint(acc, ckpt_dir: Path, prog: _Progress, best_state, settings=None) -> None:
     """Write the whole training state to ``ckpt_dir/.tmp-last``, then swap it in as ``last``."""
     from safetensors.torch import save_file
 
     ckpt_dir = Path(ckpt_dir)
     tmp = ckpt_dir / TMP
     if acc.is_main_process:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        check_checkpoint_dir(ckpt_dir)
+        if not ckpt_dir.exists():
+            ckpt_dir.mkdir(parents=True)
+            (ckpt_dir / MARKER).write_text(json.dumps({"written_by": "nlpress"}) + "\n")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
     acc.wait_for_everyone()
@@ -333,7 +376,8 @@ def save_checkpoint(acc, ckpt_dir: Path, prog: _Progress, best_state) -> None:
             save_file(
                 {k: v.contiguous() for k, v in best_state.items()}, str(tmp / "best.safetensors")
             )
-        (tmp / "trainer.json").write_text(json.dumps(prog.__dict__, default=float))
+        state = {**prog.__dict__, "settings": settings}
+        (tmp / "trainer.json").write_text(json.dumps(state, default=float))
         last, old = ckpt_dir / LAST, ckpt_dir / OLD
         if last.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -354,20 +398,49 @@ def last_checkpoint(ckpt_dir: Path | None) -> Path | None:
     return None
 
 
-def _resume(acc, ckpt_dir: Path | None) -> _Progress:
+def _resume(acc, ckpt_dir: Path | None, settings: dict) -> _Progress:
     path = last_checkpoint(ckpt_dir)
     if path is None:
         raise NlpressError(
             f"--resume: no checkpoint in {ckpt_dir}; run without --resume to start afresh"
         )
-    acc.load_state(str(path))
-    prog = _Progress(**json.loads((path / "trainer.json").read_text()))
+    check_checkpoint_dir(ckpt_dir)
+    from nlpress.guards import read_json
+
+    state = read_json(path / "trainer.json", "checkpoint file", _DAMAGED)
+    saved = state.pop("settings", None)
+    if isinstance(saved, dict):
+        diff = [k for k in settings if k in saved and saved[k] != settings[k]]
+        if diff:
+            k = diff[0]
+            raise NlpressError(
+                f"--resume: the checkpoint in {path} was made with {k}={saved[k]!r}, this run has "
+                f"{k}={settings[k]!r}; resume with the same settings, or run without --resume"
+            )
+    try:
+        prog = _Progress(**state)
+        if not all(isinstance(getattr(prog, k), int) for k in ("step", "epoch", "step_in_epoch")):
+            raise TypeError("step counters are not integers")
+        acc.load_state(str(path))
+    except NlpressError:
+        raise
+    except Exception as e:  # torch, safetensors and accelerate each raise their own types
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise NlpressError(
+            f"--resume: the checkpoint in {path} is unreadable ({first}); {_DAMAGED}"
+        ) from e
     log.info("resumed from %s at step %d (epoch %d)", path, prog.step, prog.epoch)
     return prog
+
+
+_DAMAGED = "it is damaged: delete the checkpoint folder and run without --resume"
 
 
 def _load_best(ckpt_dir: Path) -> dict | None:
     from safetensors.torch import load_file
 
     f = last_checkpoint(ckpt_dir) / "best.safetensors"
-    return load_file(str(f)) if f.is_file() else None
+    try:
+        return load_file(str(f)) if f.is_file() else None
+    except Exception as e:
+        raise NlpressError(f"--resume: {f} is unreadable ({type(e).__name__}); {_DAMAGED}") from e

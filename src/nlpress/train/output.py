@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpress.artifact import FORMAT_VERSION, META, write_json
+from nlpress.errors import NlpressError
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,12 @@ def finish(kind: str, out: Path, force: bool, model: tuple, head: dict, result, 
     (model, task, data, configs); ``compare`` the arguments of
     :func:`nlpress.train.distill.compare_to_teacher` (quality and speed against the teacher).
     """
-    from nlpress.artifact import atomic_artifact
+    from nlpress.artifact import Artifact, atomic_artifact
     from nlpress.bench.env import environment
-    from nlpress.pipeline import Artifact
 
     module, tokenizer, task, source = model
     module.eval()
+    check_finite(module)
     metrics = {
         "kind": kind,
         **head,
@@ -63,9 +64,37 @@ def finish(kind: str, out: Path, force: bool, model: tuple, head: dict, result, 
         write_json(tmp / "env.json", env)
         write_json(tmp / "metrics.json", {**metrics, "env": env})
         write_report(tmp, metrics)
-    # the artifact is written: its resumable checkpoints (optimizer state included) can go
-    shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
+        from nlpress.hub import prepare_for_hub
+
+        prepare_for_hub(tmp, Path(source), out.name)
+    # the artifact is written: its resumable checkpoints (optimizer state included) can go, if
+    # nlpress made the folder (a folder of the same name that someone else made is never removed)
+    from nlpress.train.loop import made_by_nlpress
+
+    if made_by_nlpress(checkpoint_dir(out)):
+        shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
     return Artifact(out, metrics)
+
+
+def check_finite(module) -> None:
+    """Trained weights with NaN or inf in them are an error, not an artifact."""
+    import torch
+
+    for name, p in module.state_dict().items():
+        if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+            raise NlpressError(
+                f"training left non-finite values (NaN/inf) in {name}; nothing was written. "
+                "Lower --lr or check the data"
+            )
+
+
+def check_targets(out: Path, force: bool) -> None:
+    """The artifact folder and its checkpoint folder may be written, checked before any work."""
+    from nlpress.artifact import check_target
+    from nlpress.train.loop import check_checkpoint_dir
+
+    check_target(out, force)
+    check_checkpoint_dir(checkpoint_dir(out))
 
 
 def save_model_folder(tmp: Path, model, tokenizer, task: str, source: Path, recipe: str) -> dict:

@@ -1,0 +1,1 @@
+"""``nlpress tune``: choose the compression by experiment (see :mod:`nlpress.tune.api`)."""

@@ -1,0 +1,186 @@
+"""One trial of ``nlpress tune``: recipe -> built candidate -> measured on the search split.
+
+The recipe is written first (``trials/0007/recipe.yaml``), so even a trial that fails can be
+reproduced with ``nlpress compress``. The candidate is built by the shared
+:class:`~nlpress.session.Session` (model, data and baseline loaded once), then measured in order
+of cost: a fidelity proxy on a small subset (a hopeless candidate stops here, as a pruned
+trial), quality on the search split, and speed in one interleaved run beside the baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from nlpress.artifact import write_json
+from nlpress.errors import NlpressError
+
+log = logging.getLogger(__name__)
+
+PROXY_ROWS = 64  # rows of the search split the early-stop proxy looks at
+# a candidate whose infidelity on the proxy rows, in points (100 x (1 - top-1 agreement) or
+# 100 x (1 - mean cosine)), exceeds HOPELESS_FACTOR x the budget + HOPELESS_MARGIN cannot meet
+# the budget on the whole split: disagreement bounds the accuracy change only loosely, hence
+# the wide margin
+HOPELESS_FACTOR = 3.0
+HOPELESS_MARGIN = 5.0
+LOWER_IS_BETTER = {"perplexity"}
+
+
+class Hopeless(Exception):
+    """The fidelity proxy says this candidate cannot meet the budget: stop it early."""
+
+
+@dataclass
+class Goal:
+    metric: str
+    max_drop: float
+    objective: str  # throughput | latency | size
+    rounds: int
+
+
+def drop_points(metric: str, base: dict, cand: dict) -> float:
+    """How much worse the candidate is, in the metric's points (accuracy/Spearman: x100)."""
+    if metric not in cand or metric not in base:
+        raise NlpressError(f"the candidate has no {metric!r}; the data may lack labels or scores")
+    b, c = float(base[metric]), float(cand[metric])
+    return c - b if metric in LOWER_IS_BETTER else b - c
+
+
+def infidelity_points(fid: dict) -> float:
+    f = fid.get("top1_agreement", fid.get("cosine_mean"))
+    return 100.0 * (1.0 - float(f)) if f is not None else 0.0
+
+
+def objective_value(goal: Goal, ratios: dict, size_mb: float) -> float:
+    if goal.objective == "size":
+        return size_mb
+    key = "throughput_speedup" if goal.objective == "throughput" else "latency_speedup"
+    return float(ratios[key])
+
+
+def bench_config(rounds: int):
+    """A trial's benchmark: ``rounds`` interleaved rounds; one round is a quick look (fewer
+    calls per round too), good enough to rank candidates whose speeds differ by tens of %."""
+    from nlpress.bench.harness import BenchConfig
+
+    if rounds >= 3:
+        return BenchConfig(rounds=rounds, progress=False)
+    return BenchConfig(rounds=rounds, latency_samples=5, throughput_batches=1, progress=False)
+
+
+def run_trial(session, prep, folder: Path, goal: Goal, proxy_data, cache) -> dict:
+    """Build and measure one candidate into ``folder/model``; the trial's metrics."""
+    from nlpress.artifact import atomic_artifact
+    from nlpress.bench.harness import benchmark, ratios
+    from nlpress.evaluate.task_eval import fidelity, quality
+    from nlpress.runtime import load
+
+    t0 = time.perf_counter()
+    model_dir = folder / "model"
+    shutil.rmtree(model_dir, ignore_errors=True)  # what an interrupted try left
+    with atomic_artifact(model_dir, force=True) as tmp:
+        st = session.build(prep, tmp, cache)
+    build_s = time.perf_counter() - t0
+    pred = load(model_dir, spin=False)
+    base = session.baseline
+    proxy = fidelity(base, pred, proxy_data)
+    bad = infidelity_points(proxy)
+    if bad > HOPELESS_FACTOR * goal.max_drop + HOPELESS_MARGIN:
+        raise Hopeless(
+            f"infidelity {bad:.1f} points on {_n(proxy_data)} proxy rows: cannot meet "
+            f"--max-drop {goal.max_drop}"
+        )
+    data = session.eval_data
+    q = quality(pred, data)
+    base_q = session.baseline_quality()
+    drop = drop_points(goal.metric, base_q, q)
+    fid = fidelity(base, pred, data)
+    cfg = bench_config(goal.rounds)
+    speed = benchmark({"baseline": base, "candidate": pred}, session.bench_texts, cfg)
+    r = ratios(speed, "baseline")["candidate"]
+    size_mb = speed["candidate"]["size_bytes"] / 1e6
+    metrics = {
+        "version": 1,
+        "task": session.task,
+        "model": session.name,
+        "recipe": prep.recipe.name,
+        "steps": st.steps,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data": {"source": str(session.data), "split": "search", "n": _n(data)},
+        "baseline": {"name": base.name, "backend": base.backend, "quality": base_q}
+        | speed["baseline"],
+        "result": {"name": pred.name, "backend": pred.backend, "quality": q, "fidelity": fid}
+        | speed["candidate"],
+        "bench": {
+            "threads": speed["candidate"]["threads"],
+            "rounds": cfg.rounds,
+            "ort_spinning": False,
+            "batch_size": cfg.batch_size,
+            "seq_len": cfg.seq_len or "data",
+        },
+        "ratios": r,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "tune": {
+            "metric": goal.metric,
+            "drop": drop,
+            "proxy_infidelity": bad,
+            "size_mb": size_mb,
+            "build_seconds": round(build_s, 1),
+            "objective": goal.objective,
+            "value": objective_value(goal, r, size_mb),
+        },
+    }
+    if st.pruning:
+        metrics["pruning"] = st.pruning
+    write_json(folder / "metrics.json", metrics)
+    return metrics
+
+
+def _n(d) -> int:
+    return len(d) if not isinstance(d, str) else len(d.split())
+
+
+def write_best(out: Path, trial_dir: Path, metrics: dict, extra: dict) -> None:
+    """Replace ``out/best`` atomically with the trial's model, metrics and report."""
+    from nlpress.artifact import atomic_artifact
+    from nlpress.bench.env import environment
+    from nlpress.report import write_report
+
+    with atomic_artifact(out / "best", force=True) as tmp:
+        shutil.copytree(trial_dir / "model", tmp, dirs_exist_ok=True)
+        env = environment()
+        m = {**metrics, **extra, "env": env}
+        write_json(tmp / "env.json", env)
+        write_json(tmp / "metrics.json", m)
+        write_report(tmp, m)
+
+
+def trial_row(t: Any) -> dict:
+    """A finished Optuna trial as the report's row."""
+    a = t.user_attrs
+    return {
+        "number": t.number,
+        "key": a.get("key"),
+        "state": t.state.name.lower(),
+        "recipe": a.get("recipe_text", ""),
+        "recipe_name": a.get("recipe_name", ""),
+        "drop": a.get("drop"),
+        "feasible": a.get("feasible", False),
+        "value": a.get("value"),
+        "quality": a.get("quality"),
+        "fidelity": a.get("fidelity"),
+        "throughput_speedup": a.get("throughput_speedup"),
+        "latency_speedup": a.get("latency_speedup"),
+        "size_mb": a.get("size_mb"),
+        "seconds": a.get("seconds"),
+        "status": a.get("status", t.state.name.lower()),
+        "duplicate_of": a.get("duplicate_of"),
+        "retry_of": a.get("retry_of"),
+        "worker": a.get("worker"),
+    }

@@ -1,0 +1,43 @@
+"""Per-stage seconds and peak RSS (nlpress.bench.stages), and compress recording them."""
+
+import numpy as np
+
+from nlpress.bench import stages
+
+
+def test_stage_peak_sees_a_short_allocation_and_resets_after_it():
+    log = stages.StageLog()
+    with log.stage("big"):
+        a = np.ones(40_000_000)  # 305 MiB, freed before the stage ends
+        del a
+    with log.stage("small"):
+        np.ones(10)
+    big, small = log.rows
+    assert big["name"] == "big" and small["name"] == "small"
+    # the freed spike still counts for its own stage and not for the next one
+    assert big["peak_rss_mb"] - small["peak_rss_mb"] > 250
+    assert "big" in stages.format_stages(log.summary())
+
+
+def test_sampler_fallback_where_the_high_water_mark_cannot_be_reset(monkeypatch):
+    monkeypatch.setattr(stages, "_reset_hwm", lambda: False)
+    log = stages.StageLog()
+    with log.stage("s"):
+        np.ones(1000)
+    assert log.rows[0]["peak_rss_mb"] > 0
+
+
+def test_compress_records_every_stage(tiny_bert, tmp_path):
+    import nlpress
+    from nlpress.bench.harness import BenchConfig
+
+    cfg = BenchConfig(rounds=1, latency_samples=1, throughput_batches=1, progress=False)
+    art = nlpress.compress(
+        tiny_bert, recipe="int8", out=tmp_path / "a", bench=cfg, memory=False, progress=False
+    )
+    names = [r["name"] for r in art.metrics["stages"]]
+    assert names[0] == "load model"
+    assert {"step export-onnx", "step quantize-dynamic-int8", "save model", "evaluate"} <= set(
+        names
+    )
+    assert all(r["peak_rss_mb"] > 0 and r["seconds"] >= 0 for r in art.metrics["stages"])
