@@ -7,8 +7,16 @@ function that needs them is called.
 from nlpress.errors import NlpressError
 
 __version__ = "0.1.0"
-__all__ = ["NlpressError", "__version__", "compress", "distill", "finetune", "load", "tune"]
-__all__ = ["NlpressError", "__version__", "compress", "distill", "finetune", "load", "push"]
+__all__ = [
+    "NlpressError",
+    "__version__",
+    "compress",
+    "distill",
+    "finetune",
+    "load",
+    "push",
+    "tune",
+]
 
 
 def compress(*args, **kwargs):

@@ -53,3 +53,15 @@ def test_distill_without_training_data_says_what_to_pass():
     with pytest.raises(NlpressError, match="pass --train"):
         make_space("text-classification", ("int8", "distill"), 6, False, False)
     assert "distill" not in make_space("text-classification", None, 6, False, False).families
+
+
+def test_nlpress_tune_stays_callable_after_its_subpackage_is_imported():
+    # importing nlpress.tune.* rebinds the attribute nlpress.tune to the package
+    import importlib
+
+    import nlpress
+
+    importlib.import_module("nlpress.tune.api")
+    assert callable(nlpress.tune)
+    with pytest.raises(TypeError):
+        nlpress.tune(no_such_argument=1)  # reaches nlpress.tune.api.tune itself

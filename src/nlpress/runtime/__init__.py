@@ -103,10 +103,6 @@ def _load_artifact(
         id2label=meta["id2label"],
         max_length=meta["max_length"],
     )
-    if meta["backend"] == "openvino":  # the runtime first: no file check can help without it
-        from nlpress.runtime.openvino import require_openvino
-
-        require_openvino(f"{p} is an OpenVINO artifact and")
     model_file = meta["model_file"]
     if meta["backend"] == "openvino":  # a missing runtime says how to install it, first
         from nlpress.runtime.openvino import require_openvino
