@@ -22,7 +22,7 @@ import numpy as np
 
 from nlpress.errors import NlpressError
 from nlpress.recipe import ExportOpenVinoConfig
-from nlpress.runtime.openvino import MODEL_FILE, compile_config, require_openvino
+from nlpress.runtime.openvino import MODEL_FILE, compile_config, require_openvino, shared_core
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,8 @@ def validate_ir(
     """Run the IR on OpenVINO's CPU plugin and compare with PyTorch; raise if off by > atol."""
     import torch
 
-    ov = require_openvino("export-openvino")
-    compiled = ov.Core().compile_model(str(xml), "CPU", compile_config(1, precision))
+    require_openvino("export-openvino")
+    compiled = shared_core().compile_model(str(xml), "CPU", compile_config(1, precision))
     got = np.asarray(compiled({n: sample[n] for n in names})[compiled.outputs[0]])
     with torch.no_grad():
         want = module(*(torch.from_numpy(sample[n]) for n in names)).float().numpy()

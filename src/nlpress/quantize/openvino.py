@@ -133,10 +133,10 @@ def calib_samples_wanted(steps) -> int:
 def step_quantize_openvino(st, cfg: QuantizeOpenVinoInt8Config) -> dict:
     """``quantize-openvino-int8`` on the IR that export-openvino wrote."""
     from nlpress.export.openvino import save_ir
-    from nlpress.runtime.openvino import ir_files, require_openvino
+    from nlpress.runtime.openvino import ir_files, require_openvino, shared_core
 
-    ov = require_openvino("quantize-openvino-int8")
-    model = ov.Core().read_model(str(st.openvino))
+    require_openvino("quantize-openvino-int8")
+    model = shared_core().read_model(str(st.openvino))
     samples = None
     if cfg.mode == "static":
         names = [i.get_any_name() for i in model.inputs]

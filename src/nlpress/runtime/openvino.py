@@ -18,6 +18,7 @@ into one clear error line that names the extra.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import sys
@@ -74,6 +75,14 @@ def quiet_nncf(progress: bool):
             h.setLevel(level)
 
 
+@functools.cache
+def shared_core():
+    """One ``openvino.Core`` per process, as ONNX Runtime has one environment: every Core
+    starts its own plugin and thread pools, and a process that held several (select-backend
+    builds three candidates) crashed on a later SIGTERM."""
+    return require_openvino("OpenVINO").Core()
+
+
 def ir_files(xml: Path) -> list[Path]:
     return [Path(xml), Path(xml).with_suffix(".bin")]
 
@@ -98,9 +107,9 @@ class OpenVinoPredictor(Predictor):
     backend = "openvino"
 
     def __init__(self, xml_path: Path, *, threads: int = 0, precision: str = "f32", **kw):
-        ov = require_openvino(f"the OpenVINO model {xml_path}")
+        require_openvino(f"the OpenVINO model {xml_path}")
         threads = threads or _physical_cores()
-        core = ov.Core()
+        core = shared_core()
         try:
             model = core.read_model(str(xml_path))
         except RuntimeError as e:
