@@ -195,7 +195,8 @@ class Session:
         # measured in the same process and flatter the ratio
         result = load(tmp, spin=False, device=self.device)
         metrics = self._measure(result, tmp)
-        metrics["stages"] = self.stages.summary()["stages"]
+        summary = self.stages.summary()
+        metrics["stages"], metrics["peak_rss_mb"] = summary["stages"], summary["peak_rss_mb"]
         if st.pruning:  # pruning's own gain on the result's backend, beside the baseline's
             from nlpress.bench.harness import BenchConfig
 

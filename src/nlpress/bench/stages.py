@@ -9,6 +9,9 @@ How the per-stage peak is taken: on Linux, writing ``5`` to ``/proc/self/clear_r
 kernel's high-water mark of resident memory (VmHWM) to the current RSS, so VmHWM read at the end
 of a stage is that stage's own peak, with no sampling thread to miss a short spike. Where that
 file cannot be written (not Linux, or a restricted container) a 20 ms sampling thread stands in.
+The reset also resets what ``getrusage`` reports as the process's maximum RSS, so ``/usr/bin/time
+-v`` around such a run shows only the last stage's peak: the run's peak is the largest stage peak,
+which metrics.json records as ``peak_rss_mb`` and the CLI prints.
 """
 
 from __future__ import annotations
@@ -112,4 +115,8 @@ def format_stages(summary: dict) -> str:
     lines += [
         f"{r['name'].ljust(width)}  {r['seconds']:7.1f}  {r['peak_rss_mb']:12.0f}" for r in rows
     ]
+    peak = max(r["peak_rss_mb"] for r in rows)
+    lines.append(
+        f"{'whole run'.ljust(width)}  {sum(r['seconds'] for r in rows):7.1f}  {peak:12.0f}"
+    )
     return "\n".join(lines)
