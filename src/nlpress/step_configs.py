@@ -133,6 +133,8 @@ class ExportOpenVinoConfig(StepConfig):
     # f32: the model's own precision on every CPU (OpenVINO would pick bf16 by itself on AMX
     # CPUs); bf16 is faster where the CPU has AVX-512 BF16 or AMX, at a fidelity cost
     precision: Literal["f32", "bf16"] = "f32"
+    # run the IR on a sample batch and compare it with PyTorch (atol below): a wrong conversion
+    # fails here, not in the user's service
     validate_export: bool = True
     # max |OpenVINO - PyTorch| on the validation batch, as for export-onnx (fp32 matched within
     # 3e-7); raise it with precision bf16, whose rounding alone is about 4e-3 relative
