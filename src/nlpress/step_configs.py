@@ -182,6 +182,7 @@ class SelectBackendConfig(StepConfig):
     # The fidelity bar, measured against the fp32 PyTorch model. Embeddings: the issue's mean /
     # minimum cosine (0.995 / 0.98: ORT's AVX2 int8 of MiniLM, 0.9922 / 0.9761, fails it).
     min_cosine_mean: float = Field(0.995, gt=0.0, le=1.0)
+    # the worst sentence counts too: a mean can hide a few badly damaged embeddings
     min_cosine_min: float = Field(0.98, gt=0.0, le=1.0)
     # Classifiers and LMs: top-1 agreement. int8 that flips more than 1 prediction in 100 shows up
     # in accuracy; that is a fidelity loss a user should choose, not get by default.
@@ -192,11 +193,15 @@ class SelectBackendConfig(StepConfig):
     # the interleaved benchmark that decides: 5 rounds of batch 32 at the data's lengths (what
     # users run), fewer rounds than the report's own 7 since it only has to rank
     rounds: int = Field(5, ge=1, le=100)
+    # the report's throughput batch, so the winner is the one that is fastest where it is shown
     batch_size: int = Field(32, ge=1, le=4096)
+    # None: pad each batch to its longest text, as users' batches are; a number fixes the shape
     seq_len: int | None = Field(None, ge=2, le=8192)
     # when no candidate meets the bar: keep the most faithful one (and say so), or fail
     if_none_pass: Literal["most-faithful", "error"] = "most-faithful"
+    # the ORT candidate's settings: the int8 recipe's by default (per channel, embeddings too)
     onnxruntime: QuantizeDynamicInt8Config = Field(default_factory=QuantizeDynamicInt8Config)
+    # the OpenVINO candidates' settings (their mode is set by the candidate's name)
     openvino: QuantizeOpenVinoInt8Config = Field(default_factory=QuantizeOpenVinoInt8Config)
 
     @field_validator("candidates")
