@@ -126,6 +126,7 @@ def test_readme_has_the_commands():
         "finetune",
         "distill",
         "push",
+        "tune",
     }
 
 
@@ -153,6 +154,8 @@ def test_readme_commands_run(workdir, capsys, hub_recorded):
         "student",
     }
     assert "someone/my-bert-int8" in hub_recorded  # nlpress push, up to the hub's two calls
+    assert (workdir / "tuned" / "best" / "nlpress.json").is_file()  # nlpress tune's choice
+    assert (workdir / "tuned" / "report.html").is_file()
 
 
 @pytest.mark.slow
