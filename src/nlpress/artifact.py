@@ -136,7 +136,8 @@ def check_target(out: Path, force: bool) -> None:
     _probe_writable(out.parent, out)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours or another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -153,7 +154,7 @@ def _dead_leftovers(out: Path, tag: str) -> Iterator[Path]:
             pid = int(p.name.rsplit("-", 1)[-1])
         except ValueError:
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             yield p
 
 

@@ -76,8 +76,9 @@ def _warn_portability(meta: dict, pred: OrtPredictor) -> None:
 
     from nlpress.runtime.isa import check_int8_portability
 
-    profile = pred.compute_profile() or {}
-    warning = check_int8_portability(meta, profile.get("format") == "int8")
+    warning = check_int8_portability(
+        meta, lambda: (pred.compute_profile() or {}).get("format") == "int8"
+    )
     if warning:
         logging.getLogger(__name__).warning(warning)
 

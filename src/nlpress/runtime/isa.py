@@ -101,14 +101,21 @@ def built_on() -> dict:
     }
 
 
-def check_int8_portability(meta: dict, has_int8: bool) -> str | None:
+def check_int8_portability(meta: dict, has_int8) -> str | None:
     """A warning where an int8 artifact runs on a CPU whose int8 path differs from the one it was
     measured on; None where nothing changes. Accuracy never changes under nlpress (the exact mode
-    above), speed does: without VNNI every int8 GEMM takes the exact U8U8 kernel."""
+    above), speed does: without VNNI every int8 GEMM takes the exact U8U8 kernel.
+
+    ``has_int8``: a bool, or a callable returning one, called only where the CPU's int8 path
+    differs from the recorded one (it reads the model graph: not worth doing on every load)."""
     built = meta.get("built_on")
-    if not has_int8 or not isinstance(built, dict) or built.get("vnni") is None or not is_x86():
+    if not isinstance(built, dict) or built.get("vnni") is None or not is_x86():
         return None
     here = not u8s8_saturates()
+    if built["vnni"] == here:
+        return None
+    if not (has_int8() if callable(has_int8) else has_int8):
+        return None
     if built["vnni"] and not here:
         return (
             f"this int8 model was measured on a CPU with VNNI ({built.get('int8_kernel')}); this "

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nlpress.artifact import pid_alive
 from nlpress.errors import NlpressError
 
 log = logging.getLogger(__name__)
@@ -111,16 +112,6 @@ def whoami() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def interrupted(trial, now: float) -> bool:
     """A RUNNING trial whose worker is gone."""
     owner = trial.user_attrs.get("worker") or {}
@@ -128,7 +119,7 @@ def interrupted(trial, now: float) -> bool:
     if owner.get("host") == socket.gethostname() and owner.get("pid"):
         if owner["pid"] == os.getpid():
             return False
-        if not _alive(int(owner["pid"])):
+        if not pid_alive(int(owner["pid"])):
             return True  # this machine's worker is gone: no need to wait for its heartbeat
     return now - float(beat) > STALE_S  # (a reused pid, or another machine's worker)
 
