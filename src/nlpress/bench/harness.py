@@ -161,6 +161,12 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
     }
 
 
+def _call(predictor: Predictor) -> Callable[[dict[str, np.ndarray]], Any]:
+    """What one timed call runs: ``bench_forward`` where the predictor has one (a causal LM's
+    output head in row blocks, :class:`nlpress.runtime.predictor.TorchPredictor`), else ``forward``."""
+    return getattr(predictor, "bench_forward", None) or predictor.forward
+
+
 def _cycled(texts: Sequence[TextInput], n: int) -> list[TextInput]:
     return list(itertools.islice(itertools.cycle(texts), n))
 
@@ -170,13 +176,14 @@ def _latency_task(
 ) -> Callable[[], list[float]]:
     """``per_round`` batch-1 calls, one text each, cycling through ``batches`` across rounds."""
     position = itertools.count()
+    call = _call(predictor)
 
     def task() -> list[float]:
         times = []
         for _ in range(per_round):
             batch = batches[next(position) % len(batches)]
             t0 = time.perf_counter()
-            predictor.forward(batch)
+            call(batch)
             times.append(time.perf_counter() - t0)
         return times
 
@@ -217,8 +224,9 @@ def _tasks_for(
     shapes = [tuple(b["input_ids"].shape) for b in batches]
 
     def run_batches() -> None:
+        call = _call(predictor)
         for b in batches:
-            predictor.forward(b)
+            call(b)
 
     return _latency_task(predictor, singles, cfg.latency_samples), _timed(run_batches), shapes
 

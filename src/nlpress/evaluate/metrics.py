@@ -70,16 +70,21 @@ def sts_metrics(emb_a: np.ndarray, emb_b: np.ndarray, scores: np.ndarray) -> dic
 
 
 def perplexity(
-    logits_fn: Callable[[np.ndarray], np.ndarray],
+    logits_fn: Callable[[np.ndarray], np.ndarray] | None,
     token_ids: np.ndarray,
     max_length: int,
     stride: int,
     progress: bool = False,
+    *,
+    log_probs_fn: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Strided sliding-window perplexity of one token sequence.
 
     ``logits_fn`` maps int64 ids ``(1, T)`` to logits ``(1, T, V)``; logits at ``t`` predict token
-    ``t + 1``. Returns ``{"perplexity", "nll" (mean per token), "tokens" (number scored)}``.
+    ``t + 1``. ``log_probs_fn(window, skip)``, where given, replaces it: the float64 log-probability
+    of each token ``window[skip + 1:]`` given the ones before it (a model can then score a window
+    without ever holding its whole logits). Returns ``{"perplexity", "nll" (mean per token),
+    "tokens" (number scored)}``.
     """
     ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)  # (N,)
     n = ids.shape[0]
@@ -98,12 +103,10 @@ def perplexity(
     ):
         end = min(begin + max_length, n)
         window = ids[begin:end]  # (T,)
-        logits = np.asarray(logits_fn(window[None, :]))  # (1, T, V)
         first = max(prev_end, begin + 1)  # first target scored here; token 0 has no context
-        targets = ids[first:end]  # (targets,)
-        nll_sum -= _target_log_prob_sum(logits[0, first - begin - 1 : end - begin - 1], targets)
-        scored += targets.shape[0]
-        del logits
+        log_p = (log_probs_fn or _logits_scorer(logits_fn))(window, first - begin - 1)
+        nll_sum -= float(np.sum(log_p))
+        scored += end - first
         prev_end = end
     mean_nll = nll_sum / scored
     return {"perplexity": float(np.exp(mean_nll)), "nll": mean_nll, "tokens": scored}
@@ -114,13 +117,23 @@ def perplexity(
 ROW_CHUNK = 256
 
 
-def _target_log_prob_sum(logits: np.ndarray, targets: np.ndarray) -> float:
-    """Sum over rows of log_softmax(logits[i])[targets[i]], in float64, ROW_CHUNK rows at a time."""
-    total = 0.0
+def target_log_probs(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """log_softmax(logits[i])[targets[i]] per row ``(rows,)``, in float64, ROW_CHUNK rows at a time."""
+    out = []
     for i in range(0, targets.shape[0], ROW_CHUNK):
         log_p = log_softmax(logits[i : i + ROW_CHUNK])  # (chunk, V)
-        total += float(log_p[np.arange(log_p.shape[0]), targets[i : i + ROW_CHUNK]].sum())
-    return total
+        out.append(log_p[np.arange(log_p.shape[0]), targets[i : i + ROW_CHUNK]])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _logits_scorer(logits_fn):
+    """``log_probs_fn`` from a ``logits_fn``: the whole window's logits, scored from ``skip``."""
+
+    def score(window: np.ndarray, skip: int) -> np.ndarray:
+        logits = np.asarray(logits_fn(window[None, :]))  # (1, T, V)
+        return target_log_probs(logits[0, skip:-1], window[skip + 1 :])
+
+    return score
 
 
 def _window_starts(n: int, max_length: int, stride: int) -> list[int]:

@@ -48,6 +48,17 @@ class TaskModule(nn.Module):
         self.model, self.task, self.input_names = model, task, list(input_names)
         self.pooling, self.normalize = pooling, normalize
 
+    def causal_hidden(self, input_ids, attention_mask):
+        """The last hidden states ``(B, T, H)`` of a causal LM, before its output head: with
+        :meth:`output_head` applied a few rows at a time, the ``(B, T, V)`` logits (402 MB for
+        one 2,048-token window of a 49,152-word vocabulary) never exist at once."""
+        base = self.model.base_model
+        out = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        return out.last_hidden_state
+
+    def output_head(self) -> nn.Module:
+        return self.model.get_output_embeddings()
+
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and "token_type_ids" in self.input_names:

@@ -29,6 +29,22 @@ def read_tagged(path: Path, fmt: str, what: str, key: str) -> tuple[dict, dict[s
     return json.loads(meta[key]), load_file(str(path))
 
 
+def empty_model(auto_cls, config, **kw) -> nn.Module:
+    """The model built from ``config`` with its weights left uninitialised.
+
+    Every weight is loaded from the file next, or belongs to a layer the layout replaces, so
+    random initialisation would only cost time and make memory resident that the replaced layers
+    free again (a SmolLM2-135M int4 artifact loaded at 1,007 MB RSS this way against 475 MB for
+    the fp32 model). transformers' own ``no_init_weights`` skips it; buffers computed in
+    ``__init__`` (rotary frequencies) are still made. A weight the file lacks is an error in
+    :func:`load_float_part`, so no uninitialised value is ever used.
+    """
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():
+        return auto_cls.from_config(config, **kw)
+
+
 def _under(name: str, prefixes) -> bool:
     return any(name.startswith(p + ".") for p in prefixes)
 

@@ -96,11 +96,11 @@ def load_sparse(folder: Path, auto_cls) -> nn.Module:
     """Rebuild the model from its config (narrowing head-pruned BERT attention) and load it."""
     from transformers import AutoConfig
 
-    from nlpress.models.weights_file import load_float_part
+    from nlpress.models.weights_file import empty_model, load_float_part
     from nlpress.prune.adapters import narrow_attention
 
     state = read_sparse(Path(folder) / WEIGHTS)
-    model = auto_cls.from_config(AutoConfig.from_pretrained(folder))
+    model = empty_model(auto_cls, AutoConfig.from_pretrained(folder))
     narrow_attention(model)
     load_float_part(model, state, (), Path(folder) / WEIGHTS)
     return model.eval()

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-from nlpress.models.weights_file import float_state, load_float_part, read_tagged
+from nlpress.models.weights_file import empty_model, float_state, load_float_part, read_tagged
 
 WEIGHTS = "model.safetensors"
 FORMAT = "nlpress-dynamic-int8"
@@ -63,7 +63,7 @@ def load_dynamic_int8(folder: Path, auto_cls) -> torch.nn.Module:
 
     path = folder / WEIGHTS
     quantized, tensors = read_tagged(path, FORMAT, "dynamic-int8", "quantized")
-    model = auto_cls.from_config(AutoConfig.from_pretrained(folder)).eval()
+    model = empty_model(auto_cls, AutoConfig.from_pretrained(folder)).eval()
     narrow_attention(model)  # a head-pruned BERT (no-op otherwise)
     load_float_part(model, tensors, quantized, path)  # float parts first
     for name in quantized:

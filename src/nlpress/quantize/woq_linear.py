@@ -134,11 +134,11 @@ def load_weight_only(folder: Path, auto_cls) -> nn.Module:
     """Rebuild the model from ``folder`` with :class:`WeightOnlyLinear` layers."""
     from transformers import AutoConfig
 
-    from nlpress.models.weights_file import load_float_part, read_tagged
+    from nlpress.models.weights_file import empty_model, load_float_part, read_tagged
 
     path = folder / WEIGHTS
     layers, tensors = read_tagged(path, FORMAT, "weight-only", "layers")
-    model = auto_cls.from_config(AutoConfig.from_pretrained(folder), dtype=torch.float32)
+    model = empty_model(auto_cls, AutoConfig.from_pretrained(folder), dtype=torch.float32)
     load_float_part(model, tensors, layers, path)
     for name, info in layers.items():
         out, k = info["shape"]

@@ -156,11 +156,12 @@ class Predictor:
         return perplexity(
             # non-overlapping windows (GPTQ/AWQ's WikiText-2 protocol) unless a stride is given:
             # half-overlapping ones cost twice the compute for a slightly lower number
-            self.next_token_logits,
+            None,
             ids,
             window,
             stride or window,
             progress=progress,
+            log_probs_fn=self.target_log_probs,
         )
 
     def generate(self, prompt: str, max_new_tokens: int = 32) -> str:
@@ -172,6 +173,17 @@ class Predictor:
     def next_token_logits(self, ids: np.ndarray) -> np.ndarray:
         batch = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         return self.forward({n: batch[n] for n in self.input_names})
+
+    def target_log_probs(self, window: np.ndarray, skip: int = 0) -> np.ndarray:
+        """float64 log-probability of each token ``window[skip + 1:]`` given those before it."""
+        from nlpress.evaluate.metrics import target_log_probs
+
+        logits = self.next_token_logits(window[None, :])  # (1, T, V)
+        return target_log_probs(logits[0, skip:-1], window[skip + 1 :])
+
+    def bench_forward(self, batch: dict[str, np.ndarray]) -> None:
+        """What one timed benchmark call runs: :meth:`forward`, its output dropped."""
+        self.forward(batch)
 
     def _need(self, task: str, method: str) -> None:
         if self.task != task:
@@ -269,6 +281,11 @@ class OrtPredictor(Predictor):
             return None
 
 
+# rows of a causal LM's hidden states sent through its output head at a time: (256, 49,152) logits are
+# 50 MB in float32 and 100 MB in the float64 used to score them
+HEAD_ROWS = 256
+
+
 class TorchPredictor(Predictor):
     backend = "pytorch"
 
@@ -276,6 +293,7 @@ class TorchPredictor(Predictor):
         import torch
 
         self.module = module.eval()
+        self._chunked: bool | None = None  # causal LMs: output head applied in row blocks
         super().__init__(threads=threads or torch.get_num_threads(), **kw)
         self.to(device)
 
@@ -294,6 +312,73 @@ class TorchPredictor(Predictor):
                 **{n: torch.from_numpy(batch[n]).to(self.device) for n in self.input_names}
             )
         return out.float().cpu().numpy()  # .cpu() also waits for the GPU: timings stay honest
+
+    # -- causal LMs: the output head a few rows at a time -----------------------------------------
+    def target_log_probs(self, window: np.ndarray, skip: int = 0) -> np.ndarray:
+        if not self._head_in_chunks():
+            return super().target_log_probs(window, skip)
+        import torch
+
+        ids = torch.from_numpy(np.ascontiguousarray(window[None, :])).to(self.device)  # (1, T)
+        out = []
+        with torch.inference_mode():
+            hidden = self.module.causal_hidden(ids, torch.ones_like(ids))[0]  # (T, H)
+            head = self.module.output_head()
+            for i in range(skip, ids.shape[1] - 1, HEAD_ROWS):
+                j = min(i + HEAD_ROWS, ids.shape[1] - 1)
+                logits = head(hidden[i:j]).double()  # (rows, V)
+                target = logits.gather(1, ids[0, i + 1 : j + 1, None])[:, 0]  # (rows,)
+                out.append(target - torch.logsumexp(logits, dim=-1))
+        return torch.cat(out).cpu().numpy() if out else np.zeros(0)
+
+    def bench_forward(self, batch: dict[str, np.ndarray]) -> None:
+        """A causal LM scores every position, as :meth:`forward` does, with the output head
+        applied HEAD_ROWS rows at a time and each block dropped: the same multiply-adds in a bounded
+        memory (batch 32 of 256 tokens would otherwise hold 1.6 GB of logits)."""
+        if not self._head_in_chunks():
+            return super().bench_forward(batch)
+        import torch
+
+        with torch.inference_mode():
+            t = {n: torch.from_numpy(batch[n]).to(self.device) for n in self.input_names}
+            hidden = self.module.causal_hidden(t["input_ids"], t["attention_mask"])
+            hidden = hidden.reshape(-1, hidden.shape[-1])  # (B*T, H)
+            head = self.module.output_head()
+            for i in range(0, hidden.shape[0], HEAD_ROWS):
+                head(hidden[i : i + HEAD_ROWS]).float().cpu()  # .cpu(): a GPU finishes the block
+
+    def _head_in_chunks(self) -> bool:
+        """Whether this causal LM's logits are its output head over its last hidden states, as
+        checked once on a short input against :meth:`forward` (a model that scales or caps its
+        logits after the head, or has no separable head, keeps the whole-logits path)."""
+        if self._chunked is None:
+            self._chunked = self.task == "causal-lm" and self._check_head()
+        return self._chunked
+
+    def _check_head(self) -> bool:
+        import torch
+
+        if not hasattr(self.module, "causal_hidden"):
+            return False
+        ids = np.arange(1, 9, dtype=np.int64)[None, :] % 97 + 3  # (1, 8) ordinary token ids
+        try:
+            full = self.next_token_logits(ids)[0]  # (8, V)
+            with torch.inference_mode():
+                t = torch.from_numpy(ids).to(self.device)
+                hidden = self.module.causal_hidden(t, torch.ones_like(t))[0]
+                head = self.module.output_head()
+                parts = head(hidden).float().cpu().numpy() if head is not None else None
+        except Exception as e:  # a model without a base model or output head
+            log.debug("causal LM head check failed (%s); whole logits are used", e)
+            return False
+        scale = max(float(np.abs(full).max()), 1.0)
+        ok = parts is not None and parts.shape == full.shape
+        ok = ok and float(np.abs(parts - full).max()) <= 1e-4 * scale
+        if not ok:
+            log.info(
+                "this causal LM's logits are not its head's output; scoring holds whole logits"
+            )
+        return ok
 
     def compute_profile(self) -> dict | None:
         """Multiply-adds per token and GEMM format (:mod:`nlpress.bench.peak`)."""
