@@ -289,13 +289,13 @@ def _fraction_of_peak(
     predictor: Predictor, shapes: list[tuple[int, int]], seconds: float
 ) -> dict[str, Any]:
     """GOP/s of the throughput run and its fraction of the machine's peak for the model's format."""
-    from nlpress.bench.peak import gop, machine_peak, peak_for
+    from nlpress.bench.peak import gop, peak_beaten, peak_for
 
     profile = getattr(predictor, "compute_profile", lambda: None)()
     if not profile or not profile["linear_macs"]:
         return {}
     achieved = sum(gop(profile, b, t) for b, t in shapes) / seconds
-    peak = machine_peak(int(getattr(predictor, "threads", 0) or 1))
+    peak = peak_beaten(int(getattr(predictor, "threads", 0) or 1), profile["format"], achieved)
     top = peak_for(peak, profile["format"])
     return {
         "gops": achieved,

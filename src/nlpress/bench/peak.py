@@ -136,6 +136,8 @@ def machine_peak(threads: int, *, refresh: bool = False) -> dict[str, Any]:
         "int8_kernel": int8_kernel(),
         "cpu_model": _cpuinfo().get("model name"),
         "how": "ONNX Runtime MatMul / MatMulInteger (u8 x s8), best of 5 calls",
+        "load_average": round(os.getloadavg()[0], 2),  # above the thread count: other work ran
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     cached[key] = peak
     try:
@@ -145,6 +147,29 @@ def machine_peak(threads: int, *, refresh: bool = False) -> dict[str, Any]:
         tmp.replace(path)  # atomic: concurrent benchmarks never read half a file
     except OSError as e:  # a read-only home only costs re-measuring next time
         log.debug("could not cache the peak in %s: %s", path, e)
+    return peak
+
+
+_REFRESHED: set[str] = set()  # keys measured again in this process (at most once each)
+
+
+def peak_beaten(threads: int, fmt: str, achieved: float) -> dict[str, Any]:
+    """The peak for ``threads``, measured again once when a model's own GEMMs went faster than it
+    (``achieved`` GOP/s in format ``fmt``): a cached peak measured while other work shared the
+    cores is too low, and every fraction read against it would exceed 100%."""
+    peak = machine_peak(threads)
+    top = peak_for(peak, fmt)
+    key = _key(threads)
+    if top and achieved > top and key not in _REFRESHED:
+        _REFRESHED.add(key)
+        log.info(
+            "%.1f GOP/s beat the cached %s peak of %.1f (measured at load %s): measuring it again",
+            achieved,
+            fmt,
+            top,
+            peak.get("load_average", "?"),
+        )
+        peak = machine_peak(threads, refresh=True)
     return peak
 
 
