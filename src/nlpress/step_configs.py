@@ -378,6 +378,9 @@ class QatConfig(_TrainStepFields):
     lr: float = Field(2e-5, gt=0)
     # optimizer steps: on MiniLM a few hundred steps of 32 sentences take minutes on 2 cores
     max_steps: int | None = Field(300, ge=1)
+    # QAT distils the fp32 model's own outputs, so dropout (p=0.1 in BERT) only adds noise to the
+    # target being matched and pulls the weights away from it: off unless asked for
+    dropout: bool = False
 
 
 class DistillStudentConfig(_TrainStepFields):

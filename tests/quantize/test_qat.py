@@ -87,6 +87,36 @@ def test_qat_recipe_trains_and_exports_plain_int8(tiny_bert, sts_file, tmp_path)
     assert ops["format"] == "int8"
 
 
+def test_qat_trains_without_dropout_and_restores_it(tiny_bert, monkeypatch):
+    # QAT matches the fp32 model's outputs: dropout off while training (seen from inside the
+    # training run), every rate back afterwards; ``dropout: true`` keeps it on
+    from transformers import AutoModel
+
+    from nlpress.prune import recover
+    from nlpress.quantize import qat
+    from nlpress.step_configs import QatConfig
+
+    model = AutoModel.from_pretrained(tiny_bert)
+    rates = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert rates and max(rates) > 0
+    seen = []
+
+    def fake_run(st, cfg, callbacks):
+        seen.append([m.p for m in st.torch_model.modules() if isinstance(m, torch.nn.Dropout)])
+        return st.torch_model, type("R", (), {"steps": 0, "seconds": 0.0, "history": []})()
+
+    monkeypatch.setattr(recover, "_run", fake_run)
+
+    class St:
+        torch_model = model
+        weights_format = None
+
+    qat.step_qat(St, QatConfig())
+    qat.step_qat(St, QatConfig(dropout=True))
+    assert seen[0] == [0.0] * len(rates) and seen[1] == rates
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == rates
+
+
 @pytest.mark.parametrize(
     ("steps", "message"),
     [

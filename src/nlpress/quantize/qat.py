@@ -98,6 +98,14 @@ class FakeQuant:
         self.hooks = []
 
 
+def _silence_dropout(model: nn.Module) -> list[tuple[nn.Module, float]]:
+    """Set every dropout's rate to 0 for training; ``(module, rate)`` pairs to restore after."""
+    saved = [(m, m.p) for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    for m, _ in saved:
+        m.p = 0.0
+    return saved
+
+
 def step_qat(st, cfg) -> dict:
     """Recipe step ``qat``: train the model with int8 fake quantization, then drop the quantizers."""
     import copy
@@ -108,11 +116,18 @@ def step_qat(st, cfg) -> dict:
         st.torch_model = copy.deepcopy(st.current())  # the baseline (the teacher) stays fp32
     names = linear_names(st.torch_model)
     fq = FakeQuant(st.torch_model, names)
+    quiet = [] if cfg.dropout else _silence_dropout(st.torch_model)
     try:
         st.torch_model, result = _run(st, cfg, [])
     finally:
         fq.remove()
+        for m, p in quiet:
+            m.p = p
     st.weights_format = "hf"
-    info = {**_train_info(cfg, result), "fake_quantized_linears": len(names)}
+    info = {
+        **_train_info(cfg, result),
+        "fake_quantized_linears": len(names),
+        "dropout": cfg.dropout,
+    }
     log.info("quantization-aware training: %d steps over %d linears", result.steps, len(names))
     return info
