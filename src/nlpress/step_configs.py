@@ -314,6 +314,15 @@ class PruneStructuredConfig(StepConfig):
     score: Literal["magnitude", "activation"] = "magnitude"
     num_samples: int = Field(64, ge=8, le=10_000)  # calibration texts for score: activation
 
+    @model_validator(mode="after")
+    def _layers_need_activations(self):
+        if self.layer_fraction > 0 and self.score == "magnitude":
+            raise ValueError(
+                "layer_fraction ranks blocks by their effect on calibration data: set "
+                "score: activation, or name the blocks with drop_layers"
+            )
+        return self
+
 
 class _TrainStepFields(StepConfig):
     """Training settings shared by the recipe steps that fine-tune (prune-gradual, recover)."""

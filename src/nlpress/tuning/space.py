@@ -227,9 +227,10 @@ def recipe_for(p: dict, space: Space, name: str) -> Recipe:
         steps.append({"distill-student": {"layers": p["student"], **train}})
     if p.get("prune", "none") != "none":
         h, f, layer = PRUNE_KINDS[p["prune"]]
-        steps.append(
-            {"prune-structured": {"head_fraction": h, "ffn_fraction": f, "layer_fraction": layer}}
-        )
+        prune = {"head_fraction": h, "ffn_fraction": f, "layer_fraction": layer}
+        if layer:  # whole blocks are ranked by their effect on calibration data, not by weights
+            prune["score"] = "activation"
+        steps.append({"prune-structured": prune})
         if p.get("recover"):
             steps.append({"recover": {"method": "distill", **train}})
     q = p.get("quant_alone", p.get("quant"))
