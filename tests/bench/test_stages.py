@@ -1,6 +1,7 @@
 """Per-stage seconds and peak RSS (nlpress.bench.stages), and compress recording them."""
 
 import numpy as np
+import pytest
 
 from nlpress.bench import stages
 
@@ -41,3 +42,18 @@ def test_compress_records_every_stage(tiny_bert, tmp_path):
         names
     )
     assert all(r["peak_rss_mb"] > 0 and r["seconds"] >= 0 for r in art.metrics["stages"])
+
+
+def test_every_stage_ends_by_trimming_the_heap(monkeypatch):
+    from nlpress.bench import stages
+
+    calls = []
+    monkeypatch.setattr(stages, "trim_heap", lambda: calls.append(1))
+    log = stages.StageLog()
+    with log.stage("a"):
+        pass
+    with pytest.raises(RuntimeError), log.stage("b"):
+        raise RuntimeError("a failing stage is still recorded and trimmed")
+    assert len(calls) == 2 and [r["name"] for r in log.rows] == ["a", "b"]
+    monkeypatch.undo()
+    stages.trim_heap()  # the real call: glibc's malloc_trim here, a no-op without glibc

@@ -12,6 +12,13 @@ file cannot be written (not Linux, or a restricted container) a 20 ms sampling t
 The reset also resets what ``getrusage`` reports as the process's maximum RSS, so ``/usr/bin/time
 -v`` around such a run shows only the last stage's peak: the run's peak is the largest stage peak,
 which metrics.json records as ``peak_rss_mb`` and the CLI prints.
+
+Each stage ends by handing the C heap's free memory back to the system (glibc's
+``malloc_trim``). Per-layer temporaries (a dequantized weight, a layer's int32 codes) are freed
+into the heap, which glibc keeps for reuse, and the next stage started from that higher RSS. After
+SmolLM2's int4 quantization step it was 1,437 MiB resident, and 951 MiB after the trim (anonymous
+memory 912 -> 426 MiB; the rest is the fp32 baseline's memory-mapped weights). Where glibc is
+absent the call is skipped.
 """
 
 from __future__ import annotations
@@ -50,6 +57,25 @@ def _reset_hwm() -> bool:
         return False
 
 
+def trim_heap() -> None:
+    """Return the C heap's free pages to the system (glibc ``malloc_trim``); no-op elsewhere."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018 (musl and macOS have no malloc_trim)
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None
+
+
 class StageLog:
     """``with log.stage("evaluate"): ...`` appends {name, seconds, peak_rss_mb} to ``log.rows``."""
 
@@ -73,6 +99,7 @@ class StageLog:
                 peak = hwm / 1024 if hwm is not None else _rss_mb()
             else:
                 peak = sampler.stop()
+            trim_heap()  # the next stage starts from what this one still holds, not its garbage
             self.rows.append(
                 {
                     "name": name,
