@@ -54,13 +54,20 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--max-drop", type=float, default=1.0)
     a = p.parse_args()
-    import nlpress
 
     teacher = Path(a.teacher)
     train, dev = split_files(teacher, Path(a.out).parent / "tune-sst2-data")
+    tune_and_report(teacher, dev, train, a)
+
+
+def tune_and_report(model, dev: Path, train: Path, a) -> None:
+    """``nlpress.tune`` with the script's options (resuming a study already in ``--out``), then
+    :func:`report`."""
+    import nlpress
+
     t0 = time.perf_counter()
     res = nlpress.tune(
-        teacher,
+        model,
         dev,
         train=train,
         out=a.out,
@@ -69,8 +76,8 @@ def main() -> None:
         budget=a.budget,
         trials=a.trials,
         train_steps=a.train_steps,
-        workers=a.workers,
-        resume=True if (Path(a.out) / "study.json").exists() else False,
+        workers=getattr(a, "workers", 1),
+        resume=(Path(a.out) / "study.json").exists(),
     )
     report(res, time.perf_counter() - t0, a.max_drop)
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from distill_sst2 import DATA, unlabeled_text  # noqa: E402
-from tune_sst2 import report  # noqa: E402
+from tune_sst2 import tune_and_report  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +34,6 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=300)
     p.add_argument("--max-drop", type=float, default=1.0)
     a = p.parse_args()
-    import nlpress
 
     work = Path(a.out).parent / "tune-stsb-data"
     work.mkdir(parents=True, exist_ok=True)
@@ -45,20 +43,7 @@ def main() -> None:
     train = work / "unlabeled.txt"
     n = unlabeled_text(train, a.sst_sentences)
     print(f"--data {dev} ({a.rows} pairs); --train {train} ({n} unlabeled sentences)")
-    t0 = time.perf_counter()
-    res = nlpress.tune(
-        "default",
-        dev,
-        train=train,
-        out=a.out,
-        max_drop=a.max_drop,
-        objective="throughput",
-        budget=a.budget,
-        trials=a.trials,
-        train_steps=a.train_steps,
-        resume=(Path(a.out) / "study.json").exists(),
-    )
-    report(res, time.perf_counter() - t0, a.max_drop)
+    tune_and_report("default", dev, train, a)
 
 
 if __name__ == "__main__":
