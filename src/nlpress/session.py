@@ -266,13 +266,7 @@ class Session:
         metrics: dict = {
             "baseline": base_row,
             "result": res_row,
-            "bench": {
-                "threads": speed["result"]["threads"],
-                "rounds": cfg.rounds,
-                "ort_spinning": False,
-                "batch_size": cfg.batch_size,
-                "seq_len": cfg.seq_len or "data",
-            },
+            "bench": bench_record(cfg, speed["result"]["threads"]),
         }
         metrics["ratios"] = ratios(speed, "baseline")["result"]
         if lm.task == "causal-lm":
@@ -349,6 +343,17 @@ def _read_eval(task: str, data, columns: dict, limit: int | None):
     from nlpress.evaluate.api import load_eval_data
 
     return load_eval_data(task, data, limit, columns)
+
+
+def bench_record(cfg, threads: int) -> dict:
+    """metrics.json's "bench": how a candidate and its baseline were benchmarked."""
+    return {
+        "threads": threads,
+        "rounds": cfg.rounds,
+        "ort_spinning": False,  # measured with idle ORT threads asleep, beside PyTorch
+        "batch_size": cfg.batch_size,
+        "seq_len": cfg.seq_len or "data",
+    }
 
 
 def _bench_texts(task: str, eval_data) -> list:

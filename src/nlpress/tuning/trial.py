@@ -80,6 +80,7 @@ def run_trial(session, prep, folder: Path, goal: Goal, proxy_data, cache) -> dic
     from nlpress.bench.harness import benchmark, ratios
     from nlpress.evaluate.task_eval import fidelity, quality
     from nlpress.runtime import load
+    from nlpress.session import bench_record
 
     t0 = time.perf_counter()
     model_dir = folder / "model"
@@ -117,13 +118,7 @@ def run_trial(session, prep, folder: Path, goal: Goal, proxy_data, cache) -> dic
         | speed["baseline"],
         "result": {"name": pred.name, "backend": pred.backend, "quality": q, "fidelity": fid}
         | speed["candidate"],
-        "bench": {
-            "threads": speed["candidate"]["threads"],
-            "rounds": cfg.rounds,
-            "ort_spinning": False,
-            "batch_size": cfg.batch_size,
-            "seq_len": cfg.seq_len or "data",
-        },
+        "bench": bench_record(cfg, speed["candidate"]["threads"]),
         "ratios": r,
         "seconds": round(time.perf_counter() - t0, 1),
         "tune": {
