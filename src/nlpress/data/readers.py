@@ -131,6 +131,22 @@ def check_limit(limit: int | None) -> None:
         )
 
 
+def check_label_set(d, names: set[str], n: int, source: str, owner: str, hint: str) -> None:
+    """Refuse labelled rows ``d`` whose label names are not in ``names`` or whose integer labels
+    reach ``n`` classes: ``source`` names the rows ("--train"), ``owner`` the model ("teacher")."""
+    if d.label_names is not None:
+        unknown = [x for x in d.label_names if x not in names]
+        if unknown:
+            raise NlpressError(
+                f"{source} label {unknown[0]!r} is not one of the {owner}'s labels "
+                f"{sorted(names)}; use the {owner}'s label set"
+            )
+    elif max(d.labels) >= n:
+        raise NlpressError(
+            f"{source} has label {max(d.labels)} but the {owner} has {n} classes; {hint}"
+        )
+
+
 def read_text(path: str | os.PathLike) -> str:
     """The whole content of a plain text file (for causal-LM perplexity and calibration).
 

@@ -224,18 +224,10 @@ def _train_task(t_lm, s_model, pairs, cfg: DistillConfig, tcfg: TrainConfig, tra
 
 
 def _check_labels(d, t_lm) -> None:
-    n = t_lm.model.config.num_labels
-    if d.label_names is not None:
-        unknown = [x for x in d.label_names if x not in set(t_lm.id2label.values())]
-        if unknown:
-            raise NlpressError(
-                f"data label {unknown[0]!r} is not one of the teacher's labels "
-                f"{sorted(t_lm.id2label.values())}; use the teacher's label set"
-            )
-    elif max(d.labels) >= n:
-        raise NlpressError(
-            f"the data has label {max(d.labels)} but the teacher has {n} classes; check --label-column"
-        )
+    from nlpress.data.readers import check_label_set
+
+    names, n = set(t_lm.id2label.values()), t_lm.model.config.num_labels
+    check_label_set(d, names, n, "the data", "teacher", "check --label-column")
 
 
 def _heldout_eval(task, held, t_model, tok, tcfg: TrainConfig, pooling: str):

@@ -123,6 +123,7 @@ def check_train(train: Any, task: str, model_path: Path, columns: dict) -> None:
         raise NlpressError("--train: training a causal-lm is not supported yet; leave it out")
     if not Path(train).is_file():
         raise NlpressError(f"--train {train}: file not found")
+    from nlpress.data.readers import check_label_set
     from nlpress.models.loader import read_config
     from nlpress.train.data import read_training_data
 
@@ -132,17 +133,7 @@ def check_train(train: Any, task: str, model_path: Path, columns: dict) -> None:
     cfg = read_config(model_path)
     names = {str(v) for v in (cfg.get("id2label") or {}).values()}
     n = int(cfg.get("num_labels") or len(names) or 2)
-    if d.label_names is not None:
-        unknown = [x for x in d.label_names if x not in names]
-        if unknown:
-            raise NlpressError(
-                f"--train label {unknown[0]!r} is not one of the model's labels "
-                f"{sorted(names)}; use the model's label set"
-            )
-    elif max(d.labels) >= n:
-        raise NlpressError(
-            f"--train has label {max(d.labels)} but the model has {n} classes; check the file"
-        )
+    check_label_set(d, names, n, "--train", "model", "check the file")
 
 
 def _file_hash(p: Any) -> str:
