@@ -226,3 +226,17 @@ def test_csv_field_too_large_names_the_line(tmp_path: Path) -> None:
     text = "text,label\nok,1\n" + "x" * 200_000 + ",0\n"
     with pytest.raises(NlpressError, match="line 3 cannot be parsed"):
         read_data(write(tmp_path, "d.csv", text))
+
+
+def test_check_label_set_names_the_source_and_the_owner():
+    from types import SimpleNamespace
+
+    from nlpress.data.readers import check_label_set
+
+    named = SimpleNamespace(label_names=["pos", "meh"], labels=[0, 1])
+    with pytest.raises(NlpressError, match="--train label 'meh' is not one of the model's labels"):
+        check_label_set(named, {"pos", "neg"}, 2, "--train", "model", "check the file")
+    ints = SimpleNamespace(label_names=None, labels=[0, 2])
+    with pytest.raises(NlpressError, match="the data has label 2 but the teacher has 2 classes"):
+        check_label_set(ints, {"0", "1"}, 2, "the data", "teacher", "check --label-column")
+    check_label_set(SimpleNamespace(label_names=None, labels=[0, 1]), set(), 2, "x", "y", "z")
