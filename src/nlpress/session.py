@@ -12,6 +12,7 @@ ratios are measured side by side on the same (noisy) machine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -145,7 +146,7 @@ class Session:
         return self._base[id(data)][1]
 
     # -- per candidate -------------------------------------------------------------------------
-    def build(self, prep: Prepared, tmp: Path, cache: Any = None) -> State:
+    def build(self, prep: Prepared, tmp: Path, cache: Any = None, watch: Any = None) -> State:
         """Run ``prep``'s steps into ``tmp`` and save the model there (no metrics yet).
 
         ``cache`` (optional, :class:`nlpress.tuning.cache.PrefixCache`) restores the longest
@@ -163,6 +164,7 @@ class Session:
         st.calib_texts, st.calib_source = prep.calib_texts, prep.calib_source
         st.fidelity_texts, st.progress = self.bench_texts, self.progress
         st.data, st.train_data, st.device = self.data, self.train_data, self.device
+        st.train_watch = watch
         steps = list(prep.recipe.steps)
         start = cache.restore(st, steps) if cache is not None else 0
         for k, cfg in enumerate(_progress(steps[start:], self.progress), start):
@@ -193,7 +195,8 @@ class Session:
         tmp, rcp = st.tmp, prep.recipe
         # no busy-waiting ORT threads: they would steal the cores from the PyTorch baseline
         # measured in the same process and flatter the ratio
-        result = load(tmp, spin=False, device=self.device)
+        with self.stages.stage("load result"):  # its peak counts too
+            result = load(tmp, spin=False, device=self.device)
         metrics = self._measure(result, tmp)
         summary = self.stages.summary()
         metrics["stages"], metrics["peak_rss_mb"] = summary["stages"], summary["peak_rss_mb"]
@@ -240,13 +243,17 @@ class Session:
     def _measure(self, result, tmp: Path) -> dict:
         """Quality, fidelity, speed and memory of the baseline and the result, side by side."""
         from nlpress.bench.harness import BenchConfig, benchmark, ratios
+        from nlpress.bench.stages import bounded_heap
         from nlpress.evaluate.task_eval import fidelity, quality
 
         baseline, lm, eval_data = self.baseline, self.lm, self.eval_data
         bench_texts, progress = self.bench_texts, self.progress
         cfg = self.bench or BenchConfig(progress=progress)
         log.info("evaluating")
-        with self.stages.stage("evaluate"):
+        # a causal LM's 2,048-token windows: large temporaries that glibc's heap would keep
+        # resident from one window to the next (see bounded_heap)
+        heap = bounded_heap() if lm.task == "causal-lm" else contextlib.nullcontext()
+        with self.stages.stage("evaluate"), heap:
             base_row: dict = {
                 "name": baseline.name,
                 "backend": baseline.backend,

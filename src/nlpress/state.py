@@ -37,6 +37,9 @@ class State:
     masks: dict = field(default_factory=dict)  # parameter name -> keep-mask, from pruning steps
     data: Any = None  # the --data file: what prune-gradual and recover train on by default
     train_data: Any = None  # the training file of distill-student (tune's --train); else data
+    # train_watch(total_steps) -> fn(model, step), run after every training step of the recipe's
+    # training steps (tune's early stop of a hopeless trial while it trains); None: not watched
+    train_watch: Any = None
 
     def release_model(self) -> None:
         """Drop the steps' model once it is saved, and hand its memory back to the OS."""

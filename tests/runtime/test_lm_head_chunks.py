@@ -87,3 +87,37 @@ def test_scaled_logits_keep_the_whole_logits_path(tiny_llama, small_blocks):
     got = p.target_log_probs(w, 0)
     assert p._chunked is False
     np.testing.assert_allclose(got, Predictor.target_log_probs(p, w, 0), rtol=0, atol=1e-9)
+
+
+def test_logit_blocks_equal_whole_logits_and_leave_grad_mode_alone(tiny_llama, small_blocks):
+    p = nlpress.load(tiny_llama)
+    w = _window(p, 23)  # 23 rows: four blocks of 5 and one of 3
+    blocks = list(p.logit_blocks(w))
+    assert p._chunked is True and [b.shape[0] for b in blocks] == [5, 5, 5, 5, 3]
+    whole = p.next_token_logits(w[None, :])[0]
+    np.testing.assert_allclose(np.concatenate(blocks), whole, rtol=0, atol=1e-5)
+    whole_blocks = list(Predictor.logit_blocks(p, w))  # the fallback slices the whole logits
+    assert [b.shape[0] for b in whole_blocks] == [5, 5, 5, 5, 3]
+    # two generators interleaved, as the fidelity pass runs them: no mode left switched on
+    for _ in zip(p.logit_blocks(w), p.logit_blocks(w), strict=True):
+        pass
+    assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()
+
+
+def test_lm_fidelity_through_blocks_equals_whole_logits(tiny_llama, small_blocks, monkeypatch):
+    from nlpress.evaluate import task_eval
+    from nlpress.evaluate.fidelity import logits_fidelity
+
+    p = nlpress.load(tiny_llama)
+    q = nlpress.load(tiny_llama)
+    with torch.no_grad():  # a second model that differs: its first weight matrix perturbed
+        w0 = next(q.module.parameters())
+        w0.add_(0.05 * torch.randn(w0.shape, generator=torch.Generator().manual_seed(0)))
+    monkeypatch.setattr(task_eval, "LM_FIDELITY_WINDOWS", 1)
+    monkeypatch.setattr(task_eval, "LM_FIDELITY_LEN", 23)
+    text = " ".join(["the cat sat on the mat and the dog sat on a log"] * 6)
+    got = task_eval.fidelity(p, q, text)
+    w = np.asarray(p.tokenizer(text)["input_ids"], dtype=np.int64)[:23][None]
+    want = logits_fidelity(p.next_token_logits(w)[0], q.next_token_logits(w)[0])
+    assert got["top1_agreement"] == pytest.approx(want["top1_agreement"])
+    assert got["kl_mean"] == pytest.approx(want["kl_mean"], rel=1e-5) and got["kl_mean"] > 0

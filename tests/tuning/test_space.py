@@ -108,3 +108,22 @@ def test_prefix_cache_round_trips_a_pruned_model_without_pickle(tiny_classifier,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert torch.equal(again.masks["w"], st.masks["w"])
     assert again.steps[0]["info"]["cached"] is True
+
+
+def test_a_repeated_proposal_is_followed_by_a_random_one():
+    """TPE re-proposes measured recipes; after one, the next point is drawn at random, seeded by
+    the finished trials alone (so a resumed run draws the same)."""
+    import optuna
+
+    from nlpress.tuning.study import make_sampler
+
+    assert isinstance(make_sampler(3, 10), optuna.samplers.TPESampler)
+    rnd = make_sampler(3, 10, repeated=True)
+    assert isinstance(rnd, optuna.samplers.RandomSampler)
+
+    def draw(sampler):
+        study = optuna.create_study(sampler=sampler)
+        return [study.ask().suggest_float("x", 0, 1) for _ in range(3)]
+
+    assert draw(make_sampler(3, 10, True)) == draw(make_sampler(3, 10, True))
+    assert draw(make_sampler(3, 10, True)) != draw(make_sampler(3, 11, True))

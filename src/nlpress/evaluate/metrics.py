@@ -20,7 +20,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from nlpress.errors import NlpressError
-from nlpress.evaluate.fidelity import cosine_rows, log_softmax
+from nlpress.evaluate.fidelity import ROW_CHUNK, cosine_rows, log_softmax
 
 
 def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
@@ -112,9 +112,8 @@ def perplexity(
     return {"perplexity": float(np.exp(mean_nll)), "nll": mean_nll, "tokens": scored}
 
 
-# rows of (rows, V) logits turned into float64 log-probabilities at a time: a 2,048-token window of a
-# 49,152-word vocabulary is 805 MB in float64 per temporary; 256 rows keep each under 101 MB
-ROW_CHUNK = 256
+# ROW_CHUNK rows at a time: a 2,048-token window of a 49,152-word vocabulary is 805 MB in
+# float64 per temporary
 
 
 def target_log_probs(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:

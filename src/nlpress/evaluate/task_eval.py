@@ -92,8 +92,9 @@ def _lm_fidelity(ref, new, text: str) -> dict:
     ids = np.asarray(ref.tokenizer(text, return_tensors="np")["input_ids"], dtype=np.int64)[0]
     n = min(LM_FIDELITY_LEN, ref.max_length)
     starts = np.linspace(0, max(ids.size - n, 0), LM_FIDELITY_WINDOWS).astype(int)
-    acc = FidelitySums()  # one window's (T, V) logits of each model alive at a time
+    acc = FidelitySums()  # one block of rows of each model's (T, V) logits alive at a time
     for s in sorted(set(starts.tolist())):
-        window = ids[s : s + n][None]  # (1, T)
-        acc.add(ref.next_token_logits(window)[0], new.next_token_logits(window)[0])
+        window = ids[s : s + n]  # (T,)
+        for a, b in zip(ref.logit_blocks(window), new.logit_blocks(window), strict=True):
+            acc.add(a, b)
     return acc.result()

@@ -110,6 +110,10 @@ def _run(st: State, cfg: TrainStep, callbacks: list, extra=None) -> tuple[Any, A
     spec, unwrap = _task(st, cfg, st.torch_model, tcfg)
     if extra is not None:
         callbacks = [*callbacks, extra(spec.n_examples, tcfg)]
+    if st.train_watch is not None:
+        from nlpress.train.loop import _schedule
+
+        callbacks = [*callbacks, st.train_watch(_schedule(spec.n_examples, tcfg, 1)[1])]
     # the loop hands callbacks its training module (loss wrapper); the masks name the model's
     inner = [lambda m, step, fn=fn: fn(unwrap(m), step) for fn in callbacks]
     module, result = train(spec, tcfg, None, callbacks=inner, progress=st.progress)

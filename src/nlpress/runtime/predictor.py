@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nlpress.errors import NlpressError
+from nlpress.evaluate.fidelity import ROW_CHUNK
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,12 @@ class Predictor:
         logits = self.next_token_logits(window[None, :])  # (1, T, V)
         return target_log_probs(logits[0, skip:-1], window[skip + 1 :])
 
+    def logit_blocks(self, window: np.ndarray):
+        """The logits of ``window`` (T,) as consecutive float32 (rows, V) blocks of HEAD_ROWS rows."""
+        logits = self.next_token_logits(window[None, :])[0]  # (T, V)
+        for i in range(0, logits.shape[0], HEAD_ROWS):
+            yield logits[i : i + HEAD_ROWS]
+
     def bench_forward(self, batch: dict[str, np.ndarray]) -> None:
         """What one timed benchmark call runs: :meth:`forward`, its output dropped."""
         self.forward(batch)
@@ -281,9 +288,9 @@ class OrtPredictor(Predictor):
             return None
 
 
-# rows of a causal LM's hidden states sent through its output head at a time: (256, 49,152) logits are
-# 50 MB in float32 and 100 MB in the float64 used to score them
-HEAD_ROWS = 256
+# rows of a causal LM's hidden states sent through its output head at a time: the same block as
+# the float64 scoring of those logits (see nlpress.evaluate.fidelity.ROW_CHUNK)
+HEAD_ROWS = ROW_CHUNK
 
 
 class TorchPredictor(Predictor):
@@ -330,6 +337,24 @@ class TorchPredictor(Predictor):
                 target = logits.gather(1, ids[0, i + 1 : j + 1, None])[:, 0]  # (rows,)
                 out.append(target - torch.logsumexp(logits, dim=-1))
         return torch.cat(out).cpu().numpy() if out else np.zeros(0)
+
+    def logit_blocks(self, window: np.ndarray):
+        if not self._head_in_chunks():
+            yield from super().logit_blocks(window)
+            return
+        import torch
+
+        ids = torch.from_numpy(np.ascontiguousarray(window[None, :])).to(self.device)  # (1, T)
+        with torch.inference_mode():
+            hidden = self.module.causal_hidden(ids, torch.ones_like(ids))[0]  # (T, H)
+            head = self.module.output_head()
+        for i in range(0, hidden.shape[0], HEAD_ROWS):
+            # a context per block, never open across a yield: two of these generators are
+            # interleaved, and contexts left in another order than entered would leave
+            # inference mode switched on for the whole process
+            with torch.inference_mode():
+                block = head(hidden[i : i + HEAD_ROWS]).float().cpu().numpy()
+            yield block
 
     def bench_forward(self, batch: dict[str, np.ndarray]) -> None:
         """A causal LM scores every position, as :meth:`forward` does, with the output head
@@ -407,12 +432,20 @@ def _providers(device: str = "cpu") -> list[str]:
 
 
 def torch_predictor_from_loaded(
-    lm: Any, name: str, files: list[Path], threads: int = 0, device: str = "cpu"
+    lm: Any,
+    name: str,
+    files: list[Path],
+    threads: int = 0,
+    device: str = "cpu",
+    model: Any = None,
 ) -> TorchPredictor:
+    """A predictor over ``lm``'s model, or over ``model`` (one made from it: a student, a pruned
+    copy) with ``lm``'s tokenizer, task and pooling."""
     from nlpress.models.task_module import TaskModule, model_input_names
 
-    names = model_input_names(lm.model, lm.tokenizer)
-    module = TaskModule(lm.model, lm.task, names, lm.pooling, lm.normalize)
+    model = lm.model if model is None else model
+    names = model_input_names(model, lm.tokenizer)
+    module = TaskModule(model, lm.task, names, lm.pooling, lm.normalize)
     return TorchPredictor(
         module,
         task=lm.task,
@@ -421,7 +454,7 @@ def torch_predictor_from_loaded(
         name=name,
         files=files,
         id2label=lm.id2label,
-        max_length=_max_len(lm.model.config, lm.tokenizer),
+        max_length=_max_len(model.config, lm.tokenizer),
         threads=threads,
         device=device,
     )

@@ -80,7 +80,9 @@ class Search:
                 # are computing trials, it is offset by their count so two workers asking at
                 # once do not propose the same recipe
                 busy = len(self._running())
-                self.study.sampler = S.make_sampler(self.seed + 7919 * busy, len(done))
+                last = max(done, key=lambda t: t.number, default=None)
+                repeated = last is not None and last.user_attrs.get("duplicate_of") is not None
+                self.study.sampler = S.make_sampler(self.seed + 7919 * busy, len(done), repeated)
                 trial = self.study.ask()
                 kind = self._one(trial, done)
                 dups = dups + 1 if kind == "duplicate" else 0

@@ -1,0 +1,85 @@
+"""tune's fidelity proxy taken while a trial trains: a hopeless trial stops partway through."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nlpress.tuning import trial as T
+
+
+class _Scripted:
+    """Stands in for the proxy's fidelity: returns the scripted infidelity points in turn."""
+
+    def __init__(self, points):
+        self.points, self.calls = list(points), 0
+
+    def __call__(self, ref, new, data, progress=False):
+        self.calls += 1
+        return {"top1_agreement": 1.0 - self.points.pop(0) / 100.0}
+
+
+def _watch(monkeypatch, points, limit=8.0):
+    import nlpress.evaluate.task_eval as task_eval
+    import nlpress.runtime.predictor as predictor
+
+    fid = _Scripted(points)
+    monkeypatch.setattr(task_eval, "fidelity", fid)
+    monkeypatch.setattr(predictor, "torch_predictor_from_loaded", lambda *a, **k: None)
+    session = type("S", (), {"lm": None, "baseline": None})()
+    return T.TrainingWatch(session, ["a"] * 4, limit), fid
+
+
+def _train(watch, total, model):
+    fn = watch(total)
+    for step in range(1, total + 1):
+        fn(model, step)
+
+
+def test_a_trial_that_barely_improves_stops_at_a_third(monkeypatch):
+    watch, fid = _watch(monkeypatch, [40.0, 38.0])
+    model = torch.nn.Linear(2, 2).train()
+    with pytest.raises(T.Hopeless, match="step 10 of 30"):
+        _train(watch, 30, model)
+    # 2 points in 9 steps, 20 steps left: 38 - 20 x 2/9 = 33.6, over the limit of 8
+    assert [s for s, _ in watch.points] == [1, 10]
+    assert model.training  # the proxy ran the model in eval mode, then gave it back
+
+
+def test_a_trial_that_improves_fast_enough_trains_to_the_end(monkeypatch):
+    # step 10: 20 - 20 x 20/9 < 8; step 20: 12 - 10 x 28/19 = -2.7 < 8. Never stopped
+    watch, fid = _watch(monkeypatch, [40.0, 20.0, 12.0])
+    _train(watch, 30, torch.nn.Linear(2, 2))
+    assert [s for s, _ in watch.points] == [1, 10, 20] and fid.calls == 3
+
+
+def test_a_trial_that_stalls_after_a_good_start_stops_at_two_thirds(monkeypatch):
+    # step 10: 20 - 20 x 20/9 < 8, trains on; step 20: 19.5 - 10 x 20.5/19 = 8.7 > 8, stopped
+    watch, _ = _watch(monkeypatch, [40.0, 20.0, 19.5])
+    with pytest.raises(T.Hopeless, match="step 20 of 30"):
+        _train(watch, 30, torch.nn.Linear(2, 2))
+
+
+def test_the_watch_sees_a_real_recover_step(tiny_classifier, sst_file, tmp_path):
+    """Wired through Session.build -> State.train_watch -> the training loop's callbacks."""
+    from nlpress.recipe import recipe_from_dict
+    from nlpress.session import Session
+
+    s = Session(tiny_classifier, data=sst_file, progress=False, memory=False)
+    rcp = recipe_from_dict(
+        {
+            "name": "t",
+            "steps": [
+                {"prune-structured": {"ffn_fraction": 0.5}},
+                {"recover": {"max_steps": 6, "batch_size": 1}},
+            ],
+        }
+    )
+    (tmp_path / "m").mkdir(), (tmp_path / "n").mkdir()
+    watch = T.TrainingWatch(s, s.eval_data, limit=1e9)
+    s.build(s.check(rcp), tmp_path / "m", watch=watch)
+    assert [step for step, _ in watch.points] == [1, 2, 4]
+    assert all(0.0 <= bad <= 100.0 for _, bad in watch.points)
+    watch = T.TrainingWatch(s, s.eval_data, limit=-1.0)  # nothing can meet it
+    with pytest.raises(T.Hopeless, match="training step 2 of 6"):
+        s.build(s.check(rcp), tmp_path / "n", watch=watch)
