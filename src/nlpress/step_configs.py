@@ -396,7 +396,8 @@ class DistillStudentConfig(_TrainStepFields):
     """A student made by keeping some of the model's layers, distilled from the original
     (DistilBERT's initialisation; logits, or sentence embeddings for an encoder): nlpress.train."""
 
-    # a count spreads the kept layers evenly (3 of 6: 0, 2, 4); a list names them (0-based)
+    # a count spreads the kept layers evenly (3 of 6: 0, 2, 4; for sentence embeddings from
+    # the first to the last: 0, 3, 5); a list names them (0-based)
     layers: int | list[int] = 3
     method: Literal["distill"] = "distill"  # the original model is the teacher: no labels needed
     alpha: float = Field(0.5, ge=0, le=1)  # soft vs hard-label weight; 1 when the data has none

@@ -410,3 +410,11 @@ def test_pack_unpack_errors():
         pack_int4(torch.tensor([1.0]))
     with pytest.raises(ValueError, match="does not match"):
         unpack_int4(torch.zeros(2, 3, dtype=torch.uint8), (2, 7))
+
+
+def test_a_group_size_that_does_not_divide_suggests_kernel_sizes_first():
+    """SmolLM2's 576-wide inputs: 32 and 64, which the int4 kernel runs, not 96 or 144."""
+    from nlpress.quantize.primitives import _suggest_divisors
+
+    assert _suggest_divisors(576, 128) == [32, 64]
+    assert _suggest_divisors(100, 128) == [25, 50, 100]  # no kernel size divides: the nearest

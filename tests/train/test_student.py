@@ -31,6 +31,11 @@ def test_parse_layers():
     assert parse_layers("0,2,5", 6) == [0, 2, 5]
     assert parse_layers([1], 2) == [1]
     assert parse_layers("1,", 2) == [1]
+    # sentence embeddings: first to last layer, whose output the pooled embedding lives in
+    assert parse_layers(3, 6, keep_last=True) == [0, 3, 5]
+    assert parse_layers(4, 6, keep_last=True) == [0, 2, 3, 5]
+    assert parse_layers(1, 6, keep_last=True) == [5]
+    assert parse_layers("0,2,4", 6, keep_last=True) == [0, 2, 4]  # a list is taken as given
     for bad in ("7", "0,6", "a,b", "0,0", 0):
         with pytest.raises(NlpressError):
             parse_layers(bad, 6)

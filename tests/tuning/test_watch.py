@@ -83,3 +83,13 @@ def test_the_watch_sees_a_real_recover_step(tiny_classifier, sst_file, tmp_path)
     watch = T.TrainingWatch(s, s.eval_data, limit=-1.0)  # nothing can meet it
     with pytest.raises(T.Hopeless, match="training step 2 of 6"):
         s.build(s.check(rcp), tmp_path / "n", watch=watch)
+
+
+def test_each_training_run_is_measured_from_its_own_start(monkeypatch):
+    """A student's distillation then a recovery: the second run's slope starts at its own first
+    point (10), not at the student's (40), or its flat curve would look like fast progress."""
+    watch, _ = _watch(monkeypatch, [40.0, 20.0, 12.0, 10.0, 9.9])
+    _train(watch, 30, torch.nn.Linear(2, 2))  # the student: fast progress, trains to the end
+    with pytest.raises(T.Hopeless, match="step 10 of 30"):
+        _train(watch, 30, torch.nn.Linear(2, 2))  # 10 -> 9.9: projected 9.7, over 8
+    assert [s for s, _ in watch.points] == [1, 10, 20, 1, 10]

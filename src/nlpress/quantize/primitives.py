@@ -117,9 +117,18 @@ def _work_dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
+# group sizes that the int4 kernels run (PyTorch's CPU int4 kernel takes these; see
+# nlpress.quantize.woq_linear): suggested first, since any other divisor runs at fp32 speed
+KERNEL_GROUPS = (32, 64, 128, 256)
+
+
 def _suggest_divisors(n: int, g: int) -> list[int]:
-    divs = {d for i in range(1, math.isqrt(n) + 1) if n % i == 0 for d in (i, n // i)}
-    divs.discard(1)
+    """Up to three group sizes that divide ``n``, nearest to ``g``, kernel-friendly ones first
+    (SmolLM2's 576 inputs: 32 and 64, not 96 and 144)."""
+    divs = [d for d in KERNEL_GROUPS if n % d == 0]
+    if not divs:
+        divs = [d for i in range(1, math.isqrt(n) + 1) if n % i == 0 for d in (i, n // i)]
+        divs = [d for d in set(divs) if d != 1]
     return sorted(sorted(divs, key=lambda d: abs(math.log(d / g)))[:3])
 
 

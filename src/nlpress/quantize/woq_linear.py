@@ -31,13 +31,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from nlpress.quantize.primitives import pack_int4, unpack_int4
+from nlpress.quantize.primitives import KERNEL_GROUPS, pack_int4, unpack_int4
 
 log = logging.getLogger(__name__)
 
 WEIGHTS = "model.safetensors"
 FORMAT = "nlpress-weight-only"
-INT4_KERNEL_GROUPS = (32, 64, 128, 256)  # group sizes torch's CPU int4 kernel accepts
 
 
 @dataclass
@@ -104,7 +103,7 @@ class WeightOnlyLinear(nn.Module):
 
 def _int4_kernel_ok(qw: QuantizedWeight) -> bool:
     out, k = qw.codes.shape
-    return qw.bits == 4 and qw.group_size in INT4_KERNEL_GROUPS and k % qw.group_size == 0
+    return qw.bits == 4 and qw.group_size in KERNEL_GROUPS and k % qw.group_size == 0
 
 
 def save_weight_only(model: nn.Module, quantized: dict[str, QuantizedWeight], folder: Path) -> None:

@@ -135,7 +135,8 @@ def make_student(teacher_lm, student: str | None, student_layers):
             raise NlpressError(f"the student has {n_s} layers, more than the teacher's {n_t}")
         return s_lm.model, None, list(enumerate(L.layer_map(n_s, n_t)))
     block_list(teacher_lm.model)  # an architecture we can cut, or a clear error
-    layers = parse_layers(student_layers if student_layers is not None else max(n_t // 2, 1), n_t)
+    count = student_layers if student_layers is not None else max(n_t // 2, 1)
+    layers = parse_layers(count, n_t, keep_last=teacher_lm.task == "sentence-embedding")
     student = layer_subset_student(teacher_lm.model, layers)
     return student, layers, list(enumerate(L.layer_map(len(layers), n_t)))
 

