@@ -50,8 +50,9 @@ class TrainingWatch:
     A model in training is not the finished one, so the rule is optimistic on its behalf. The
     proxy is taken after the first step (nearly the untrained start), then at 1/3 and 2/3 of the
     steps. At each of these, the improvement per step since the start is extrapolated linearly
-    to the last step. A training curve flattens as it goes, so that average slope overstates
-    what the remaining steps will gain. The trial stops only when even that projection stays
+    to the last step. A training curve flattens as it goes, and the learning rate decays
+    linearly after its 6% warm-up (the last two thirds run at about half the first third's mean
+    rate), so that average slope overstates what the remaining steps will gain. The trial stops only when even that projection stays
     above :func:`hopeless_limit`. A quantization step after the training only adds infidelity,
     and the final proxy after the build still applies.
 
