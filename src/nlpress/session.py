@@ -90,6 +90,7 @@ class Session:
         # seconds and peak RSS of each stage of the candidate being built (the first one's
         # includes loading the model): metrics.json's "stages", printed by the CLI
         self.stages, self._built = StageLog(), False
+        self.building = 0  # index of the recipe step that build() is applying
 
     # -- cheap ---------------------------------------------------------------------------------
     def check(
@@ -168,6 +169,7 @@ class Session:
         steps = list(prep.recipe.steps)
         start = cache.restore(st, steps) if cache is not None else 0
         for k, cfg in enumerate(_progress(steps[start:], self.progress), start):
+            self.building = k  # the step being applied: tune marks a prefix stopped in training
             t0 = time.perf_counter()
             log.info("step %s", type(cfg).__name__)
             with self.stages.stage(f"step {step_name(cfg)}"):

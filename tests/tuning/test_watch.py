@@ -93,3 +93,29 @@ def test_each_training_run_is_measured_from_its_own_start(monkeypatch):
     with pytest.raises(T.Hopeless, match="step 10 of 30"):
         _train(watch, 30, torch.nn.Linear(2, 2))  # 10 -> 9.9: projected 9.7, over 8
     assert [s for s, _ in watch.points] == [1, 10, 20, 1, 10]
+
+
+def test_a_training_prefix_stopped_once_is_not_trained_again(tiny_classifier, sst_file, tmp_path):
+    """Training is seeded, so a later trial that starts with the same training would stop at the
+    same step: it is stopped at once, from the cache's record, under the same limit only."""
+    from nlpress.recipe import recipe_from_dict
+    from nlpress.session import Session
+    from nlpress.tuning.cache import PrefixCache
+
+    s = Session(tiny_classifier, data=sst_file, progress=False, memory=False)
+    train = [
+        {"prune-structured": {"ffn_fraction": 0.5}},
+        {"recover": {"max_steps": 6, "batch_size": 1}},
+    ]
+    cache = PrefixCache(tmp_path / "cache", tiny_classifier, None)
+    hopeless = T.Goal("accuracy", max_drop=-10.0, objective="size", rounds=1)  # limit -25
+    first = s.check(recipe_from_dict({"name": "a", "steps": train}))
+    with pytest.raises(T.Hopeless, match="training step 2 of 6"):
+        T.run_trial(s, first, tmp_path / "t1", hopeless, s.eval_data, cache)
+    longer = s.check(recipe_from_dict({"name": "b", "steps": [*train, {"export-onnx": {}}]}))
+    built = []
+    s.build = lambda *a, **k: built.append(1)  # noqa: ARG005 (must not be reached)
+    with pytest.raises(T.Hopeless, match="not run again"):
+        T.run_trial(s, longer, tmp_path / "t2", hopeless, s.eval_data, cache)
+    assert not built
+    assert cache.stopped(list(longer.recipe.steps), T.hopeless_limit(hopeless) + 1) is None

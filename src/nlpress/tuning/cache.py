@@ -77,6 +77,28 @@ class PrefixCache:
             return k
         return 0
 
+    def _stop_file(self, prefix: list, limit: float) -> Path:
+        return self.folder / f"{self.key(prefix)}.stopped-{limit:g}.txt"
+
+    def mark_stopped(self, prefix: list, limit: float, why: str) -> None:
+        """Record that training ``prefix`` was stopped as hopeless under ``limit``: training is
+        seeded, so every later trial that starts with it would be stopped at the same step."""
+        if not cacheable(prefix):
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        f = self._stop_file(prefix, limit)
+        tmp = f.with_name(f".{f.name}.tmp-{os.getpid()}")
+        tmp.write_text(why)
+        os.replace(tmp, f)
+
+    def stopped(self, steps: list, limit: float) -> str | None:
+        """Why a prefix of ``steps`` was stopped under the same ``limit`` before; None if not."""
+        for k in range(1, len(steps) + 1):
+            f = self._stop_file(steps[:k], limit)
+            if cacheable(steps[:k]) and f.is_file():
+                return f.read_text()
+        return None
+
     def store(self, st: State, prefix: list) -> None:
         import shutil
 

@@ -158,15 +158,25 @@ def run_trial(session, prep, folder: Path, goal: Goal, proxy_data, cache) -> dic
     t0 = time.perf_counter()
     model_dir = folder / "model"
     shutil.rmtree(model_dir, ignore_errors=True)  # what an interrupted try left
-    watch = TrainingWatch(session, proxy_data, hopeless_limit(goal))
-    with atomic_artifact(model_dir, force=True) as tmp:
-        st = session.build(prep, tmp, cache, watch)
+    limit = hopeless_limit(goal)
+    steps = list(prep.recipe.steps)
+    why = cache.stopped(steps, limit) if cache is not None else None
+    if why is not None:  # its training is seeded: it would stop where the earlier one did
+        raise Hopeless(f"{why} (the same training as an earlier trial, not run again)")
+    watch = TrainingWatch(session, proxy_data, limit)
+    try:
+        with atomic_artifact(model_dir, force=True) as tmp:
+            st = session.build(prep, tmp, cache, watch)
+    except Hopeless as e:
+        if cache is not None:
+            cache.mark_stopped(steps[: session.building + 1], limit, str(e))
+        raise
     build_s = time.perf_counter() - t0
     pred = load(model_dir, spin=False)
     base = session.baseline
     proxy = fidelity(base, pred, proxy_data)
     bad = infidelity_points(proxy)
-    if bad > hopeless_limit(goal):
+    if bad > limit:
         raise Hopeless(
             f"infidelity {bad:.1f} points on {_n(proxy_data)} proxy rows: cannot meet "
             f"--max-drop {goal.max_drop}"
