@@ -109,6 +109,7 @@ def test_a_training_prefix_stopped_once_is_not_trained_again(tiny_classifier, ss
     ]
     cache = PrefixCache(tmp_path / "cache", tiny_classifier, None)
     hopeless = T.Goal("accuracy", max_drop=-10.0, objective="size", rounds=1)  # limit -25
+    (tmp_path / "t1").mkdir(), (tmp_path / "t2").mkdir()
     first = s.check(recipe_from_dict({"name": "a", "steps": train}))
     with pytest.raises(T.Hopeless, match="training step 2 of 6"):
         T.run_trial(s, first, tmp_path / "t1", hopeless, s.eval_data, cache)
