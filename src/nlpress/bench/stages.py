@@ -89,7 +89,7 @@ def bounded_heap(threshold: int = 1 << 20) -> Iterator[None]:
     later temporaries of a causal LM's 2,048-token windows come from the heap instead. The freed
     ones stay resident there, beside the next window's. In one SmolLM2 int4 compress, resident
     memory grew from 1,481 to 1,800 MiB over three windows of perplexity, with no live growth.
-    With a fixed 1 MiB threshold, the same passes stayed within 1,212-1,277 MiB. Outside
+    Inside this context (1 MiB), the same passes stayed within 1,301-1,361 MiB. Outside
     evaluation this costs speed: a fresh mapping per temporary took MiniLM's batch of 32 from
     127 to 141-146 ms. So on leaving, the threshold is set to glibc's own 32 MiB ceiling and
     the trim threshold to twice that. That is where glibc's dynamic rule settles once large
