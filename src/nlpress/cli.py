@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "openvino, int8-openvino, int8-auto, bf16, "
         "int8-weight-only, int8-smoothquant, int8-qat, int4-rtn, int4-gptq, int4-awq, prune-structured, "
         "magnitude-50, magnitude-2:4, magnitude-90-gradual, wanda-50, sparsegpt-50, wanda-2:4, "
-        "sparsegpt-2:4, int8-qat) or a YAML file",
+        "sparsegpt-2:4) or a YAML file",
     )
     c.add_argument(
         "--calib",

@@ -40,6 +40,8 @@ def test_sentence_embedding_subprocess_with_memory(
         assert "spearman" in metrics[row]["quality"]
         assert metrics[row]["peak_memory_mb"] > 0 and metrics[row]["peak_rss_mb"] > 0
     assert metrics["result"]["fidelity"]["cosine_mean"] > 0.99  # int8 of a random tiny BERT
+    # STS pairs: whether int8 keeps the ranking of the pairs' similarities (6 pairs here)
+    assert 0.5 < metrics["result"]["fidelity"]["similarity_spearman"] <= 1.0
     assert metrics["data"] == {"source": str(sts_file), "n": 6}
 
     m = nlpress.load(out)

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from nlpress.evaluate.fidelity import cosine_rows, embedding_fidelity, logits_fidelity
+from nlpress.evaluate.fidelity import (
+    cosine_rows,
+    embedding_fidelity,
+    logits_fidelity,
+    pair_similarity_fidelity,
+)
 
 
 def test_cosine_rows_by_hand() -> None:
@@ -29,6 +34,26 @@ def test_embedding_fidelity() -> None:
     assert out["cosine_min"] == pytest.approx(cos.min())
     assert out["cosine_min"] <= out["cosine_p01"] <= out["cosine_mean"] < 1.0
     assert embedding_fidelity(ref, ref)["cosine_min"] == pytest.approx(1.0)
+
+
+def test_pair_similarity_keeps_a_rotated_space_and_catches_a_shuffled_one() -> None:
+    # a student may rotate the embedding space: every vector moves (mean cosine near 0) yet
+    # every pair's similarity, all an STS user sees, is kept
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(64, 16)), rng.normal(size=(64, 16))
+    q, _ = np.linalg.qr(rng.normal(size=(16, 16)))  # a random rotation
+    assert abs(embedding_fidelity(a, a @ q)["cosine_mean"]) < 0.3
+    kept = pair_similarity_fidelity(a, b, a @ q, b @ q)["similarity_spearman"]
+    assert kept == pytest.approx(1.0)
+    noisy_a = a + rng.normal(scale=0.5, size=a.shape)
+    noisy = pair_similarity_fidelity(a, b, noisy_a, b)["similarity_spearman"]
+    assert noisy == pytest.approx(
+        stats.spearmanr(cosine_rows(a, b), cosine_rows(noisy_a, b)).statistic
+    )
+    assert 0.3 < noisy < 0.99
+    # the pairs shuffled against each other: the ranking is gone
+    lost = pair_similarity_fidelity(a, b, a, b[rng.permutation(64)])["similarity_spearman"]
+    assert abs(lost) < 0.35
 
 
 def test_logits_fidelity_matches_scipy_entropy() -> None:

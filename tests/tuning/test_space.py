@@ -12,12 +12,15 @@ from nlpress.tuning.space import PRUNE_KINDS, make_space, recipe_for, seeds, sug
 def _spaces():
     return [
         make_space("text-classification", None, 6, True, True, 5),
+        make_space("text-classification", None, 6, True, False, 5, openvino=True),
         make_space("sentence-embedding", None, 6, False, False),
         make_space("causal-lm", None, 2, False, False),
     ]
 
 
-@pytest.mark.parametrize("space", _spaces(), ids=lambda s: s.task)
+@pytest.mark.parametrize(
+    "space", _spaces(), ids=lambda s: s.task + ("-openvino" if s.openvino else "")
+)
 def test_seeds_and_samples_are_valid_recipes(space, tmp_path):
     import optuna
 
@@ -127,3 +130,35 @@ def test_a_repeated_proposal_is_followed_by_a_random_one():
 
     assert draw(make_sampler(3, 10, True)) == draw(make_sampler(3, 10, True))
     assert draw(make_sampler(3, 10, True)) != draw(make_sampler(3, 11, True))
+
+
+@pytest.mark.parametrize("precision", ["f32", "int8", "int8-weights"])
+def test_openvino_backend_after_a_student_passes_the_steps_own_checks(
+    precision, tiny_classifier, sst_file
+):
+    # the backend is one more dimension: whatever precedes it, the OpenVINO steps must accept it
+    from nlpress.session import Session
+
+    space = make_space("text-classification", None, 2, True, False, 5, str(sst_file), True)
+    assert "openvino" in space.families
+    p = {"student": 1, "prune": "ffn-25", "recover": True}
+    p |= {"backend": "openvino", "ov_precision": precision}
+    rcp = recipe_for(p, space, "ov")
+    names = [next(iter(s)) for s in rcp.to_dict()["steps"]]
+    tail = ["quantize-openvino-int8"] if precision != "f32" else []
+    assert names == ["distill-student", "prune-structured", "recover", "export-openvino", *tail]
+    Session(tiny_classifier, data=sst_file, progress=False).check(rcp)
+
+
+def test_openvino_is_searched_only_where_installed():
+    assert "openvino" not in make_space("sentence-embedding", None, 6, False, False).families
+    assert (
+        "openvino"
+        in make_space("sentence-embedding", None, 6, False, False, openvino=True).families
+    )
+    with pytest.raises(NlpressError, match="OpenVINO is not installed"):
+        make_space("sentence-embedding", ("int8", "openvino"), 6, False, False)
+    sp = make_space("sentence-embedding", None, 6, False, False, openvino=True)
+    ov = [p for p in seeds(sp) if p.get("backend") == "openvino"]
+    assert ov == [{"backend": "openvino", "ov_precision": "int8", "prune": "none"}]
+    assert all(p["backend"] == "onnxruntime" for p in seeds(sp) if p not in ov)

@@ -120,3 +120,13 @@ def test_a_training_prefix_stopped_once_is_not_trained_again(tiny_classifier, ss
         T.run_trial(s, longer, tmp_path / "t2", hopeless, s.eval_data, cache)
     assert not built
     assert cache.stopped(list(longer.recipe.steps), T.hopeless_limit(hopeless) + 1) is None
+
+
+def test_the_proxy_of_sts_embeddings_is_the_pairs_similarity_ranking():
+    # STS pairs: a rotated student's mean cosine says nothing; the ranking of its pairs does
+    from nlpress.tuning.trial import infidelity_points
+
+    fid = {"cosine_mean": 0.71, "similarity_spearman": 0.94}
+    assert infidelity_points(fid) == pytest.approx(6.0)
+    assert infidelity_points({"cosine_mean": 0.99}) == pytest.approx(1.0)
+    assert infidelity_points({"top1_agreement": 0.9, "kl": 0.1}) == pytest.approx(10.0)

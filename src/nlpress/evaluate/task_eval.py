@@ -71,13 +71,20 @@ def _label_ids(pred, data) -> np.ndarray:
 
 def fidelity(ref, new, data, progress: bool = False) -> dict:
     """How closely ``new`` reproduces ``ref`` on the data; needs no labels."""
-    from nlpress.evaluate.fidelity import embedding_fidelity, logits_fidelity
+    from nlpress.evaluate.fidelity import (
+        embedding_fidelity,
+        logits_fidelity,
+        pair_similarity_fidelity,
+    )
 
     if ref.task == "sentence-embedding":
         texts = list(data.texts) + list(data.pairs or [])
-        return embedding_fidelity(
-            ref.run(texts, progress=progress), new.run(texts, progress=progress)
-        )
+        r, c = ref.run(texts, progress=progress), new.run(texts, progress=progress)
+        out = embedding_fidelity(r, c)
+        if data.pairs:  # STS pairs: also how well the pairs' similarity ranking is kept
+            n = len(data.texts)
+            out |= pair_similarity_fidelity(r[:n], r[n:], c[:n], c[n:])
+        return out
     if ref.task == "text-classification":
         inputs = data.inputs()
         return logits_fidelity(

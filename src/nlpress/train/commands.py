@@ -64,7 +64,8 @@ def add_commands(sub) -> None:
         "--teacher", required=True, help="teacher model folder or artifact, or 'default'"
     )
     d.add_argument(
-        "--student-layers", help="N (spread evenly; embeddings keep the last) or a list like 0,2,5 of teacher layers"
+        "--student-layers",
+        help="N (spread evenly; embeddings keep the last) or a list like 0,2,5 of teacher layers",
     )
     d.add_argument("--student", help="a given student model folder (same tokenizer and labels)")
     d.add_argument("--task", choices=["text-classification", "sentence-embedding"])

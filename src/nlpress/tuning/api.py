@@ -109,6 +109,7 @@ def tune(
         cpu_has_bf16(),
         train_steps,
         str(Path(train).absolute()) if train else None,
+        openvino=_has_openvino(),
     )
     fp = I.fingerprint(
         model=str(model),
@@ -230,3 +231,10 @@ def _spawn(n: int, kw: dict) -> list:
             )
         )
     return procs
+
+
+def _has_openvino() -> bool:
+    """OpenVINO and NNCF (the ``openvino`` extra) are installed, so the search may use them."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))

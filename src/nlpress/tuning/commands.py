@@ -35,7 +35,7 @@ def add_command(sub) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument(
         "--space",
-        help="comma-separated families: int8, static, mixed, bf16, prune, distill "
+        help="comma-separated families: int8, static, mixed, bf16, openvino, prune, distill "
         "(causal LMs: int8, weight-only, sparse); default: all that apply",
     )
     t.add_argument("--heldout", type=float, default=0.3, help="held-out share of --data (0.3)")

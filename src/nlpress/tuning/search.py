@@ -354,9 +354,15 @@ def _short(rcp) -> str:
                 n = f"mixed-{s.min_fidelity}"
         elif n == "quantize-static-int8":
             n = f"static-{s.method}"
+        elif n == "export-openvino":
+            n = "openvino"
+        elif n == "quantize-openvino-int8":
+            n = "int8" if s.mode == "static" else "int8-weights"
         elif n == "quantize-weight-only":
             n = f"{s.method}-w{s.bits}g{s.group_size}"
         parts.append(n)
+    if parts == ["openvino"]:
+        return "openvino fp32"
     return " > ".join(parts) or "onnx fp32"
 
 

@@ -4,9 +4,13 @@ Every candidate is a plain :class:`~nlpress.recipe.Recipe`, so a trial is reprod
 ``nlpress compress --recipe tuned/trials/0007/recipe.yaml``. Encoders (classification, sentence
 embeddings) combine, in the order the recipe rules require: an optional layer-dropped student
 distilled from the model (only with training data), optional structured pruning (heads, FFN
-neurons, layers) with optional recovery training, and one precision: int8 dynamic (per channel
-or per tensor, embeddings quantized or not), int8 static (minmax, percentile, entropy), mixed
-precision at a fidelity target, plain ONNX fp32, or bf16 alone (where the CPU has it). Causal LMs:
+neurons, layers) with optional recovery training, and one backend with its precision: ONNX
+Runtime with int8 dynamic (per channel or per tensor, embeddings quantized or not), int8 static
+(minmax, percentile, entropy), mixed precision at a fidelity target or plain fp32; OpenVINO
+(where it is installed) with fp32, NNCF's static int8 or its int8 weight compression; or bf16
+alone in PyTorch (where the CPU has it). Which backend is faster depends on the CPU (#13: on an
+AVX2-only Zen 3, ORT's exact int8 ran MiniLM 1.6x faster than OpenVINO's static int8; on VNNI
+CPUs the ranking can turn), so it is a dimension of the search rather than a fixed choice. Causal LMs:
 weight-only RTN/GPTQ/AWQ at 4 or 8 bits and several group sizes, Wanda/SparseGPT sparsity, or
 int8 dynamic.
 
@@ -24,8 +28,18 @@ from typing import Any
 from nlpress.errors import NlpressError
 from nlpress.recipe import Recipe, recipe_from_dict
 
-FAMILIES = ("int8", "static", "mixed", "bf16", "prune", "distill", "weight-only", "sparse")
-ENCODER_DEFAULT = ("int8", "static", "mixed", "bf16", "prune", "distill")
+FAMILIES = (
+    "int8",
+    "static",
+    "mixed",
+    "bf16",
+    "openvino",
+    "prune",
+    "distill",
+    "weight-only",
+    "sparse",
+)
+ENCODER_DEFAULT = ("int8", "static", "mixed", "bf16", "openvino", "prune", "distill")
 LM_DEFAULT = ("int8", "weight-only", "sparse")
 
 PRUNE_KINDS = {  # fractions of heads, FFN neurons and layers removed
@@ -37,6 +51,8 @@ PRUNE_KINDS = {  # fractions of heads, FFN neurons and layers removed
     "layers-25": (0.0, 0.0, 0.25),
 }
 FIDELITY_TARGETS = (0.98, 0.99, 0.995)  # mixed precision: fidelity kept to fp32 (cosine/top-1)
+# OpenVINO precisions -> the quantize-openvino-int8 mode (None: the fp32 IR as exported)
+OPENVINO_PRECISIONS = {"f32": None, "int8": "static", "int8-weights": "weights"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class Space:
     bf16: bool
     train_steps: int | None = None  # max optimizer steps of a training step (None: one epoch)
     train: str | None = None  # the training file, written into training steps (reproducible)
+    openvino: bool = False  # OpenVINO is installed: the backend is searched too
 
     def student_sizes(self) -> list[int]:
         n = self.n_layers
@@ -64,6 +81,7 @@ def make_space(
     bf16: bool,
     train_steps: int | None = None,
     train: str | None = None,
+    openvino: bool = False,
 ) -> Space:
     """The space, or a clear error for a family this task or these inputs cannot use."""
     lm = task == "causal-lm"
@@ -89,16 +107,23 @@ def make_space(
         fams = tuple(
             f
             for f in fams
-            if not (f == "distill" and not has_train) and not (f == "bf16" and not bf16)
+            if not (f == "distill" and not has_train)
+            and not (f == "bf16" and not bf16)
+            and not (f == "openvino" and not openvino)
         )
     elif "bf16" in fams and not bf16:
         raise NlpressError(
             "--space bf16: this CPU has neither AVX-512 BF16 nor AMX, so bf16 runs slower than "
             "fp32 here; leave it out"
         )
+    elif "openvino" in fams and not openvino:
+        raise NlpressError(
+            "--space openvino: OpenVINO is not installed; pip install 'nlpress[openvino]' "
+            "or leave it out"
+        )
     if not fams:
         raise NlpressError("--space: nothing left to search; name at least one family")
-    return Space(task, fams, n_layers, has_train, bf16, train_steps, train)
+    return Space(task, fams, n_layers, has_train, bf16, train_steps, train, "openvino" in fams)
 
 
 def _quant_choices(space: Space, alone: bool) -> list[str]:
@@ -123,6 +148,11 @@ def suggest(trial: Any, space: Space) -> dict:
         p["prune"] = trial.suggest_categorical("prune", ["none", *PRUNE_KINDS])
         if p["prune"] != "none" and space.has_train:
             p["recover"] = trial.suggest_categorical("recover", [False, True])
+    if "openvino" in space.families:
+        p["backend"] = trial.suggest_categorical("backend", ["onnxruntime", "openvino"])
+        if p["backend"] == "openvino":
+            p["ov_precision"] = trial.suggest_categorical("ov_precision", list(OPENVINO_PRECISIONS))
+            return p
     alone = not p.get("student") and p.get("prune", "none") == "none"
     name = "quant_alone" if alone else "quant"
     p[name] = trial.suggest_categorical(name, _quant_choices(space, alone))
@@ -171,6 +201,8 @@ def seeds(space: Space) -> list[dict]:
         out.append({"quant_alone": "static", "static_method": "minmax"})
     if "int8" in space.families:
         out.append({"quant_alone": "int8", "per_channel": True, "quantize_embeddings": False})
+    if "openvino" in space.families:  # OpenVINO's documented int8, as a user would run it
+        out.append({"backend": "openvino", "ov_precision": "int8"})
     if "prune" in space.families and "int8" in space.families:
         pr: dict[str, Any] = {"prune": "ffn-25"}
         if space.has_train:
@@ -193,6 +225,8 @@ def _complete(p: dict, space: Space) -> dict:
             p.setdefault("student", 0)
         if "prune" in space.families:
             p.setdefault("prune", "none")
+        if "openvino" in space.families:
+            p.setdefault("backend", "onnxruntime")
     return p
 
 
@@ -233,6 +267,12 @@ def recipe_for(p: dict, space: Space, name: str) -> Recipe:
         steps.append({"prune-structured": prune})
         if p.get("recover"):
             steps.append({"recover": {"method": "distill", **train}})
+    if p.get("backend") == "openvino":
+        steps.append({"export-openvino": {}})
+        mode = OPENVINO_PRECISIONS[p["ov_precision"]]
+        if mode:
+            steps.append({"quantize-openvino-int8": {"mode": mode}})
+        return recipe_from_dict({"name": name, "steps": steps}, name)
     q = p.get("quant_alone", p.get("quant"))
     if q == "bf16":
         steps.append({"cast": {"dtype": "bf16"}})
