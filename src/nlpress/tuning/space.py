@@ -10,9 +10,9 @@ Runtime with int8 dynamic (per channel or per tensor, embeddings quantized or no
 (where it is installed) with fp32, NNCF's static int8 or its int8 weight compression; or bf16
 alone in PyTorch (where the CPU has it). Which backend is faster depends on the CPU (#13: on an
 AVX2-only Zen 3, ORT's exact int8 ran MiniLM 1.6x faster than OpenVINO's static int8; on VNNI
-CPUs the ranking can turn), so it is a dimension of the search rather than a fixed choice. Causal LMs:
-weight-only RTN/GPTQ/AWQ at 4 or 8 bits and several group sizes, Wanda/SparseGPT sparsity, or
-int8 dynamic.
+CPUs the ranking can turn), so it is a dimension of the search rather than a fixed choice.
+Causal LMs: weight-only RTN/GPTQ/AWQ at 4 or 8 bits and several group sizes, Wanda/SparseGPT
+sparsity, or int8 dynamic.
 
 Why parameters and not recipe strings: Optuna's samplers (TPE, NSGA-II) learn per parameter,
 so "int8 static" and "student of 3 layers" are learnt separately and combined. Parameter names
