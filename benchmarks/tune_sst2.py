@@ -37,6 +37,8 @@ def single_family(row: dict) -> str | None:
         return "int8"
     if name.startswith("static-"):
         return "int8-static"
+    if name in ("openvino fp32", "openvino > int8", "openvino > int8-weights"):
+        return "openvino"  # the built-in recipes openvino and int8-openvino
     if name.startswith("prune(") and "recover" in name and ">" in name:
         return None if "int8" in name or "static" in name or "mixed" in name else "prune+recover"
     if name == "student-3":

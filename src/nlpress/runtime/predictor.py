@@ -321,20 +321,45 @@ class TorchPredictor(Predictor):
         return out.float().cpu().numpy()  # .cpu() also waits for the GPU: timings stay honest
 
     # -- causal LMs: the output head a few rows at a time -----------------------------------------
+    def _hidden(self, ids, mask):
+        """The causal LM's last hidden states, (B, T, H), without its output head."""
+        import torch
+
+        with torch.inference_mode():
+            return self.module.causal_hidden(ids, mask)
+
+    def _head_blocks(self, hidden, start: int = 0, stop: int | None = None):
+        """``(i, head(hidden[i : i + HEAD_ROWS]))`` for the rows ``start..stop`` of ``hidden``
+        (rows, H), one block alive at a time. The inference-mode context is opened per block
+        and never held across a yield: two of these generators are interleaved (fidelity reads
+        both models' blocks in turn), and contexts left in another order than entered would
+        leave inference mode switched on for the whole process."""
+        import torch
+
+        head = self.module.output_head()
+        stop = hidden.shape[0] if stop is None else stop
+        for i in range(start, stop, HEAD_ROWS):
+            with torch.inference_mode():
+                block = head(hidden[i : min(i + HEAD_ROWS, stop)])  # (rows, V)
+            yield i, block
+
+    def _window(self, window: np.ndarray):
+        import torch
+
+        ids = torch.from_numpy(np.ascontiguousarray(window[None, :])).to(self.device)  # (1, T)
+        return ids, self._hidden(ids, torch.ones_like(ids))[0]  # (1, T), (T, H)
+
     def target_log_probs(self, window: np.ndarray, skip: int = 0) -> np.ndarray:
         if not self._head_in_chunks():
             return super().target_log_probs(window, skip)
         import torch
 
-        ids = torch.from_numpy(np.ascontiguousarray(window[None, :])).to(self.device)  # (1, T)
+        ids, hidden = self._window(window)
         out = []
-        with torch.inference_mode():
-            hidden = self.module.causal_hidden(ids, torch.ones_like(ids))[0]  # (T, H)
-            head = self.module.output_head()
-            for i in range(skip, ids.shape[1] - 1, HEAD_ROWS):
-                j = min(i + HEAD_ROWS, ids.shape[1] - 1)
-                logits = head(hidden[i:j]).double()  # (rows, V)
-                target = logits.gather(1, ids[0, i + 1 : j + 1, None])[:, 0]  # (rows,)
+        for i, block in self._head_blocks(hidden, skip, ids.shape[1] - 1):
+            with torch.inference_mode():
+                logits = block.double()  # (rows, V)
+                target = logits.gather(1, ids[0, i + 1 : i + 1 + logits.shape[0], None])[:, 0]
                 out.append(target - torch.logsumexp(logits, dim=-1))
         return torch.cat(out).cpu().numpy() if out else np.zeros(0)
 
@@ -342,19 +367,9 @@ class TorchPredictor(Predictor):
         if not self._head_in_chunks():
             yield from super().logit_blocks(window)
             return
-        import torch
-
-        ids = torch.from_numpy(np.ascontiguousarray(window[None, :])).to(self.device)  # (1, T)
-        with torch.inference_mode():
-            hidden = self.module.causal_hidden(ids, torch.ones_like(ids))[0]  # (T, H)
-            head = self.module.output_head()
-        for i in range(0, hidden.shape[0], HEAD_ROWS):
-            # a context per block, never open across a yield: two of these generators are
-            # interleaved, and contexts left in another order than entered would leave
-            # inference mode switched on for the whole process
-            with torch.inference_mode():
-                block = head(hidden[i : i + HEAD_ROWS]).float().cpu().numpy()
-            yield block
+        _, hidden = self._window(window)
+        for _, block in self._head_blocks(hidden):
+            yield block.float().cpu().numpy()
 
     def bench_forward(self, batch: dict[str, np.ndarray]) -> None:
         """A causal LM scores every position, as :meth:`forward` does, with the output head
@@ -364,13 +379,10 @@ class TorchPredictor(Predictor):
             return super().bench_forward(batch)
         import torch
 
-        with torch.inference_mode():
-            t = {n: torch.from_numpy(batch[n]).to(self.device) for n in self.input_names}
-            hidden = self.module.causal_hidden(t["input_ids"], t["attention_mask"])
-            hidden = hidden.reshape(-1, hidden.shape[-1])  # (B*T, H)
-            head = self.module.output_head()
-            for i in range(0, hidden.shape[0], HEAD_ROWS):
-                head(hidden[i : i + HEAD_ROWS]).float().cpu()  # .cpu(): a GPU finishes the block
+        t = {n: torch.from_numpy(batch[n]).to(self.device) for n in self.input_names}
+        hidden = self._hidden(t["input_ids"], t["attention_mask"])
+        for _, block in self._head_blocks(hidden.reshape(-1, hidden.shape[-1])):  # (B*T, H)
+            block.float().cpu()  # .cpu(): a GPU finishes the block
 
     def _head_in_chunks(self) -> bool:
         """Whether this causal LM's logits are its output head over its last hidden states, as
