@@ -19,7 +19,7 @@ def _spaces():
 
 
 @pytest.mark.parametrize(
-    "space", _spaces(), ids=lambda s: s.task + ("-openvino" if s.openvino else "")
+    "space", _spaces(), ids=lambda s: s.task + ("-openvino" if "openvino" in s.families else "")
 )
 def test_seeds_and_samples_are_valid_recipes(space, tmp_path):
     import optuna

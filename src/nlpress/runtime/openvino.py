@@ -44,6 +44,14 @@ def require_openvino(why: str = "this step"):
     return openvino
 
 
+def installed() -> bool:
+    """Whether OpenVINO and NNCF (the ``openvino`` extra) are installed, without importing them
+    (``import openvino`` takes seconds; ``nlpress tune`` asks at start-up)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))
+
+
 def require_nncf(why: str = "this step"):
     """The ``nncf`` module (OpenVINO's quantizer), or an NlpressError naming the extra."""
     require_openvino(why)

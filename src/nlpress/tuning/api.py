@@ -100,6 +100,7 @@ def tune(
     I.check_train(train, task, path, columns)
     n_layers = int(cfg.get("num_hidden_layers") or cfg.get("n_layer") or 1)
     from nlpress.quantize.cast import cpu_has_bf16
+    from nlpress.runtime.openvino import installed as openvino_installed
 
     sp = make_space(
         task,
@@ -109,7 +110,7 @@ def tune(
         cpu_has_bf16(),
         train_steps,
         str(Path(train).absolute()) if train else None,
-        openvino=_has_openvino(),
+        openvino=openvino_installed(),
     )
     fp = I.fingerprint(
         model=str(model),
@@ -231,10 +232,3 @@ def _spawn(n: int, kw: dict) -> list:
             )
         )
     return procs
-
-
-def _has_openvino() -> bool:
-    """OpenVINO and NNCF (the ``openvino`` extra) are installed, so the search may use them."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))

@@ -66,7 +66,6 @@ class Space:
     bf16: bool
     train_steps: int | None = None  # max optimizer steps of a training step (None: one epoch)
     train: str | None = None  # the training file, written into training steps (reproducible)
-    openvino: bool = False  # OpenVINO is installed: the backend is searched too
 
     def student_sizes(self) -> list[int]:
         n = self.n_layers
@@ -117,13 +116,14 @@ def make_space(
             "fp32 here; leave it out"
         )
     elif "openvino" in fams and not openvino:
+        from nlpress.runtime.openvino import INSTALL_HINT
+
         raise NlpressError(
-            "--space openvino: OpenVINO is not installed; pip install 'nlpress[openvino]' "
-            "or leave it out"
+            f"--space openvino: OpenVINO is not installed; {INSTALL_HINT} or leave it out"
         )
     if not fams:
         raise NlpressError("--space: nothing left to search; name at least one family")
-    return Space(task, fams, n_layers, has_train, bf16, train_steps, train, "openvino" in fams)
+    return Space(task, fams, n_layers, has_train, bf16, train_steps, train)
 
 
 def _quant_choices(space: Space, alone: bool) -> list[str]:

@@ -52,8 +52,8 @@ class TrainingWatch:
     to the last step. A training curve flattens as it goes, and the learning rate decays
     linearly after its 6% warm-up (the last two thirds run at about half the first third's mean
     rate), so that average slope overstates what the remaining steps will gain. The trial stops
-    only when even that projection stays above :func:`hopeless_limit`. A quantization step after the training only adds infidelity,
-    and the final proxy after the build still applies.
+    only when even that projection stays above :func:`hopeless_limit`. A quantization step
+    after the training only adds infidelity, and the final proxy after the build still applies.
 
     ``watch(total_steps)`` is the :attr:`nlpress.state.State.train_watch` factory, called once
     per training step of the recipe (a student, then a recovery, are two runs, each measured
