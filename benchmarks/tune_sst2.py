@@ -53,6 +53,7 @@ def main() -> None:
     p.add_argument("--budget", default="90m")
     p.add_argument("--trials", type=int)
     p.add_argument("--train-steps", type=int, default=300)
+    p.add_argument("--student-steps", type=int, help="a student's distillation steps")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--max-drop", type=float, default=1.0)
     a = p.parse_args()
@@ -78,6 +79,7 @@ def tune_and_report(model, dev: Path, train: Path, a) -> None:
         budget=a.budget,
         trials=a.trials,
         train_steps=a.train_steps,
+        student_steps=getattr(a, "student_steps", None),
         workers=getattr(a, "workers", 1),
         resume=(Path(a.out) / "study.json").exists(),
     )

@@ -41,6 +41,9 @@ def _one_error(rc: int, err: str, match: str) -> None:
         (["--storage", "postgresql://nobody@127.0.0.1:9/none"], "cannot reach --storage"),
         (["--objective", "speed"], "choose throughput, latency, size"),
         (["--space", "int8,distill"], "pass --train"),
+        (["--train-steps", "0"], "--train-steps 0: give a whole number"),
+        (["--student-steps", "-5"], "--student-steps -5: give a whole number"),
+        (["--student-steps", "100"], "need training data: pass --train"),
     ],
 )
 def test_bad_input_is_one_line(cli, tiny_classifier, dev_file, tmp_path, extra, match):

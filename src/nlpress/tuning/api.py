@@ -61,6 +61,7 @@ def tune(
     columns: dict | None = None,
     limit: int | None = EVAL_LIMIT,
     train_steps: int | None = None,
+    student_steps: int | None = None,
     rounds: int = 3,
     resume: bool = False,
     force: bool = False,
@@ -73,7 +74,8 @@ def tune(
     ``max_drop``: points the ``metric`` (accuracy, F1, Spearman x100; perplexity: its increase)
     may fall below the fp32 model on ``data``. ``objective``: throughput (batch 32) or latency
     (batch 1) speedup, or size. ``budget`` ("90m") and/or ``trials`` bound the search; both are
-    spent fully. ``train`` enables distilled students and recovery training.
+    spent fully. ``train`` enables distilled students and recovery training; ``train_steps``
+    caps each training step's optimizer steps, ``student_steps`` a student's distillation.
     """
     from nlpress.models.loader import detect_task, read_config, resolve_model_path
     from nlpress.tuning.space import make_space
@@ -85,6 +87,7 @@ def tune(
     if seconds is None and trials is None:
         trials = DEFAULT_TRIALS
     I.check_objective(objective)
+    I.check_steps(train_steps, student_steps, train is not None)
     path = resolve_model_path(model)
     cfg = read_config(path)
     task = task or detect_task(path, cfg)
@@ -111,6 +114,7 @@ def tune(
         train_steps,
         str(Path(train).absolute()) if train else None,
         openvino=openvino_installed(),
+        student_steps=student_steps,
     )
     fp = I.fingerprint(
         model=str(model),
@@ -126,6 +130,7 @@ def tune(
         heldout=heldout,
         limit=limit,
         train_steps=train_steps,
+        student_steps=student_steps,
     )
     name, wiped = I.check_out(out, fp, I.study_name(fp), resume or _worker, force and not _worker)
     from nlpress.evaluate.api import load_eval_data
@@ -186,6 +191,7 @@ def tune(
                 columns=columns,
                 limit=limit,
                 train_steps=train_steps,
+                student_steps=student_steps,
                 rounds=rounds,
                 trust_remote_code=trust_remote_code,
             ),

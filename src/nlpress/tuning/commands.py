@@ -40,6 +40,11 @@ def add_command(sub) -> None:
     )
     t.add_argument("--heldout", type=float, default=0.3, help="held-out share of --data (0.3)")
     t.add_argument("--train-steps", type=int, help="optimizer steps per training step")
+    t.add_argument(
+        "--student-steps",
+        type=int,
+        help="distillation steps of a student (default: --train-steps)",
+    )
     t.add_argument("--rounds", type=int, default=3, help="benchmark rounds per trial (3)")
     t.add_argument("--out", default="tuned", help="study folder (default: tuned)")
     t.add_argument("--resume", action="store_true", help="continue the study in --out")
@@ -87,6 +92,7 @@ def cmd_tune(a: argparse.Namespace) -> int:
         },
         limit=a.limit,
         train_steps=a.train_steps,
+        student_steps=a.student_steps,
         rounds=a.rounds,
         resume=a.resume,
         force=a.force,

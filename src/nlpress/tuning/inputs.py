@@ -69,6 +69,18 @@ def check_numbers(max_drop: Any, trials: Any, workers: int, heldout: float, roun
     return d
 
 
+def check_steps(train_steps: Any, student_steps: Any, has_train: bool) -> None:
+    """Training step budgets: whole numbers >= 1, and only where there is training data."""
+    for flag, v in (("--train-steps", train_steps), ("--student-steps", student_steps)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise NlpressError(f"{flag} {v!r}: give a whole number of optimizer steps >= 1")
+    if student_steps is not None and not has_train:
+        raise NlpressError(
+            "--student-steps trains distilled students, which need training data: pass --train "
+            "FILE, or leave --student-steps out"
+        )
+
+
 def check_metric(metric: str | None, task: str) -> str:
     allowed = METRICS[task]
     if metric is None:
@@ -161,6 +173,8 @@ def fingerprint(**fields: Any) -> dict:
 def study_name(fp: dict) -> str:
     keys = ("model_sha", "data_sha", "train_sha", "task", "metric", "max_drop", "objective")
     keys += ("seed", "space", "heldout", "limit", "train_steps")
+    if fp.get("student_steps") is not None:  # studies made before the option keep their names
+        keys += ("student_steps",)
     text = json.dumps({k: fp.get(k) for k in keys}, sort_keys=True, default=str)
     return "nlpress-tune-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -66,6 +66,7 @@ class Space:
     bf16: bool
     train_steps: int | None = None  # max optimizer steps of a training step (None: one epoch)
     train: str | None = None  # the training file, written into training steps (reproducible)
+    student_steps: int | None = None  # a student's distillation steps (None: train_steps)
 
     def student_sizes(self) -> list[int]:
         n = self.n_layers
@@ -81,6 +82,7 @@ def make_space(
     train_steps: int | None = None,
     train: str | None = None,
     openvino: bool = False,
+    student_steps: int | None = None,
 ) -> Space:
     """The space, or a clear error for a family this task or these inputs cannot use."""
     lm = task == "causal-lm"
@@ -123,7 +125,7 @@ def make_space(
         )
     if not fams:
         raise NlpressError("--space: nothing left to search; name at least one family")
-    return Space(task, fams, n_layers, has_train, bf16, train_steps, train)
+    return Space(task, fams, n_layers, has_train, bf16, train_steps, train, student_steps)
 
 
 def _quant_choices(space: Space, alone: bool) -> list[str]:
@@ -258,7 +260,10 @@ def recipe_for(p: dict, space: Space, name: str) -> Recipe:
             steps += [{"export-onnx": {}}, {"quantize-dynamic-int8": {}}, {"ort-optimize": {}}]
         return recipe_from_dict({"name": name, "steps": steps}, name)
     if p.get("student"):
-        steps.append({"distill-student": {"layers": p["student"], **train}})
+        distill = dict(train)
+        if space.student_steps:  # a student learns the whole task: its own training budget
+            distill["max_steps"] = space.student_steps
+        steps.append({"distill-student": {"layers": p["student"], **distill}})
     if p.get("prune", "none") != "none":
         h, f, layer = PRUNE_KINDS[p["prune"]]
         prune = {"head_fraction": h, "ffn_fraction": f, "layer_fraction": layer}
