@@ -7,6 +7,13 @@ run, with PyTorch fp32 eager, in one interleaved benchmark at 32 x 128 and at ba
 data's lengths; fidelity is the cosine to fp32 on the evaluation sentences.
 
     .venv/bin/python benchmarks/qat_minilm.py [--rows 2000] [--train-rows 6000] [--steps 300]
+    .venv/bin/python benchmarks/qat_minilm.py --mixed 0.998   # + mixed precision, with/without QAT
+
+``--mixed F`` adds post-training mixed precision (``min_fidelity`` F: the fewest layers kept fp32
+for int8 to keep a mean cosine of F) and the same after QAT. Their layers are chosen on 1,000
+further STS-B sentences, not on the evaluation ones. Mixed precision after QAT compares the int8
+model with the QAT model's own fp32 weights; the figures printed compare every model with the
+original fp32 model.
 
 Prints the CPU and ISA beside the figures; nothing is asserted.
 """
@@ -38,6 +45,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="QAT optimizer steps")
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--mixed", type=float, help="also mixed precision at this min_fidelity")
     ap.add_argument("--out", default=str(ROOT / "bench-results" / "qat-minilm"))
     a = ap.parse_args()
     if not STSB.is_file():
@@ -56,33 +64,45 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="qat-"))
     (work / "eval.tsv").write_text("sentence\n" + "\n".join(evals) + "\n")
     (work / "train.tsv").write_text("sentence\n" + "\n".join(train) + "\n")
+    select = sents[a.rows + a.train_rows : a.rows + a.train_rows + 1000]
+    (work / "select.tsv").write_text("sentence\n" + "\n".join(select) + "\n")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     quick = BenchConfig(rounds=1, progress=False)
     common = dict(data=work / "eval.tsv", force=True, memory=False, bench=quick, limit=a.rows)
     nlpress.compress(recipe="int8", out=out / "int8", **common)
-    qat = nlpress.compress(
-        recipe="int8-qat",
-        out=out / "int8-qat",
-        overrides=[
-            f"qat.data={work / 'train.tsv'}",
-            f"qat.max_steps={a.steps}",
-            f"qat.lr={a.lr}",
-        ],
-        **common,
-    )
+    qat_set = [f"qat.data={work / 'train.tsv'}", f"qat.max_steps={a.steps}", f"qat.lr={a.lr}"]
+    qat = nlpress.compress(recipe="int8-qat", out=out / "int8-qat", overrides=qat_set, **common)
+    models = {"int8 (post-training)": out / "int8", "int8-qat": qat.path}
+    if a.mixed:
+        sel = {**common, "data": work / "select.tsv", "limit": len(select)}
+        mix = [f"quantize-dynamic-int8.min_fidelity={a.mixed}"]
+        for name, recipe, sets in (
+            ("int8-mixed", "int8", mix),
+            ("int8-qat-mixed", "int8-qat", qat_set + mix),
+        ):
+            art = nlpress.compress(recipe=recipe, out=out / name, overrides=sets, **sel)
+            mp = next(
+                s["info"]["mixed_precision"]
+                for s in art.metrics["steps"]
+                if "mixed_precision" in (s.get("info") or {})
+            )
+            kept, n = len(mp["kept_fp32"]), mp["layers"]
+            print(f"{name}: {kept} of {n} layers kept fp32 ({mp['ranking']} ranking)")
+            models[name] = art.path
     info = qat.metrics["steps"][0]["info"]
     print(
         f"QAT: {info['train_steps']} steps of {info['batch_size']} on {len(train)} sentences, "
         f"{info['train_seconds']:.0f} s, final loss {info['final_loss']:.5f}"
     )
-    fp32, p8, q8 = load("default"), load(out / "int8", spin=False), load(qat.path, spin=False)
+    fp32 = load("default")
+    loaded = {name: load(path, spin=False) for name, path in models.items()}
     ref = fp32.run(evals)
     print(f"\nfidelity to fp32 on the first {len(evals)} STS-B train sentences")
-    for name, p in (("int8 (post-training)", p8), ("int8-qat", q8)):
+    for name, p in loaded.items():
         f = embedding_fidelity(ref, p.run(evals))
         print(f"{name:22s} cosine mean {f['cosine_mean']:.5f}  min {f['cosine_min']:.5f}")
-    preds = {"fp32 eager": fp32, "int8": p8, "int8-qat": q8}
+    preds = {"fp32 eager": fp32, **{n.split(" ")[0]: p for n, p in loaded.items()}}
     for seq_len in (128, None):
         res = benchmark(preds, evals, BenchConfig(rounds=a.rounds, seq_len=seq_len, progress=False))
         label = f"32 x {seq_len}" if seq_len else "batch 32, data lengths"
