@@ -39,6 +39,9 @@ def test_tune_end_to_end(tiny_classifier, dev_file, train_file, tmp_path):
         assert (out / name).is_file(), name
     md = (out / "report.md").read_text()
     assert "## Every trial" in md and "held-out" in md and "Why:" in md
+    # the fidelity column is the proxy's measure, and the report says which it is
+    assert {r["fidelity_kind"] for r in rows} == {"top1_agreement"}
+    assert "fidelity: top-1 agreement with the fp32 model." in md
     # the seeds include a distilled student: its trained prefix is cached for reuse
     assert list((out / "cache").glob("*/state.json"))
 

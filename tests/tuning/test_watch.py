@@ -130,3 +130,8 @@ def test_the_proxy_of_sts_embeddings_is_the_pairs_similarity_ranking():
     assert infidelity_points(fid) == pytest.approx(6.0)
     assert infidelity_points({"cosine_mean": 0.99}) == pytest.approx(1.0)
     assert infidelity_points({"top1_agreement": 0.9, "kl": 0.1}) == pytest.approx(10.0)
+    # the report's fidelity column shows the same measure, named
+    from nlpress.tuning.search import _fid
+
+    assert _fid(fid) == {"fidelity": 0.94, "fidelity_kind": "similarity_spearman"}
+    assert _fid({}) == {"fidelity": None, "fidelity_kind": None}

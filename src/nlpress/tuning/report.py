@@ -122,6 +122,11 @@ def render(summary: dict, rows: list[dict], image: Path | None) -> str:
     if image is not None:
         lines += ["", f"![front]({image.name})"]
     lines += ["", "## Every trial", ""]
+    from nlpress.tuning.trial import FIDELITY_LABELS
+
+    kinds = sorted({r["fidelity_kind"] for r in rows if r.get("fidelity_kind")})
+    if kinds:
+        lines += ["fidelity: " + "; ".join(FIDELITY_LABELS[k] for k in kinds) + ".", ""]
     lines += [
         "| trial | status | steps | drop | fidelity | thr. x | lat. x | MB | s |",
         "|---|---|---|---|---|---|---|---|---|",

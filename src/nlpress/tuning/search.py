@@ -178,7 +178,7 @@ class Search:
             "constraint": t["drop"] - self.goal.max_drop,
             "feasible": feasible,
             "quality": m["result"]["quality"].get(self.goal.metric),
-            "fidelity": _fid(m["result"]["fidelity"]),
+            **_fid(m["result"]["fidelity"]),
             "throughput_speedup": m["ratios"]["throughput_speedup"],
             "latency_speedup": m["ratios"]["latency_speedup"],
             "size_mb": t["size_mb"],
@@ -366,9 +366,12 @@ def _short(rcp) -> str:
     return " > ".join(parts) or "onnx fp32"
 
 
-def _fid(f: dict) -> float | None:
-    v = f.get("top1_agreement", f.get("cosine_mean"))
-    return None if v is None else float(v)
+def _fid(f: dict) -> dict:
+    """The trial's fidelity and what it is: the same measure as its early-stop proxy."""
+    from nlpress.tuning.trial import fidelity_measure
+
+    kind, value = fidelity_measure(f) or (None, None)
+    return {"fidelity": value, "fidelity_kind": kind}
 
 
 def _head(d):

@@ -124,18 +124,32 @@ def drop_points(metric: str, base: dict, cand: dict) -> float:
     return c - b if metric in LOWER_IS_BETTER else b - c
 
 
+FIDELITY_KEYS = ("top1_agreement", "similarity_spearman", "cosine_mean")
+FIDELITY_LABELS = {
+    "top1_agreement": "top-1 agreement with the fp32 model",
+    "similarity_spearman": "Spearman agreement of the pairs' cosine similarities with the fp32 model's",
+    "cosine_mean": "mean cosine to the fp32 model's embeddings",
+}
+
+
+def fidelity_measure(fid: dict) -> tuple[str, float] | None:
+    """(key, value) of the fidelity that tune compares: top-1 agreement for classifiers and LMs;
+    for embeddings measured on STS pairs, the Spearman agreement of the pairs' similarities,
+    else the mean cosine."""
+    key = next((k for k in FIDELITY_KEYS if fid.get(k) is not None), None)
+    return None if key is None else (key, float(fid[key]))
+
+
 def infidelity_points(fid: dict) -> float:
-    """100 x (1 - top-1 agreement) for classifiers and LMs; for embeddings measured on STS
-    pairs, 100 x (1 - the Spearman agreement of the pairs' similarities), else of the mean
-    cosine.
+    """100 x (1 - :func:`fidelity_measure`).
 
     Why not the mean cosine for STS: measured on MiniLM and the first 1,500 STS-B pairs, it
     read 21-29 points for 3- and 4-layer students that lost only 2.0-3.3 Spearman points, so a
     budget of 1 point stopped every student as hopeless before it trained. The pair-similarity
     agreement on 64 pairs read 4.9-6.0 points for those students and 0.3 for int8 (0.04 lost).
     """
-    f = fid.get("top1_agreement", fid.get("similarity_spearman", fid.get("cosine_mean")))
-    return 100.0 * (1.0 - float(f)) if f is not None else 0.0
+    m = fidelity_measure(fid)
+    return 100.0 * (1.0 - m[1]) if m is not None else 0.0
 
 
 def objective_value(goal: Goal, ratios: dict, size_mb: float) -> float:
@@ -263,6 +277,7 @@ def trial_row(t: Any) -> dict:
         "value": a.get("value"),
         "quality": a.get("quality"),
         "fidelity": a.get("fidelity"),
+        "fidelity_kind": a.get("fidelity_kind"),
         "throughput_speedup": a.get("throughput_speedup"),
         "latency_speedup": a.get("latency_speedup"),
         "size_mb": a.get("size_mb"),
