@@ -69,11 +69,15 @@ def test_a_student_gets_its_own_training_budget():
     # a student learns the whole task, recovery only mends a pruned model: their budgets differ
     space = make_space("text-classification", None, 6, True, False, 300, student_steps=1200)
     p = {"student": 3, "prune": "ffn-25", "recover": True, "quant": "onnx"}
-    steps = {next(iter(s)): next(iter(s.values())) for s in recipe_for(p, space, "c").to_dict()["steps"]}
+    steps = {
+        next(iter(s)): next(iter(s.values())) for s in recipe_for(p, space, "c").to_dict()["steps"]
+    }
     assert steps["distill-student"]["max_steps"] == 1200
     assert steps["recover"]["max_steps"] == 300
     plain = make_space("text-classification", None, 6, True, False, 300)
-    steps = {next(iter(s)): next(iter(s.values())) for s in recipe_for(p, plain, "c").to_dict()["steps"]}
+    steps = {
+        next(iter(s)): next(iter(s.values())) for s in recipe_for(p, plain, "c").to_dict()["steps"]
+    }
     assert steps["distill-student"]["max_steps"] == steps["recover"]["max_steps"] == 300
 
 

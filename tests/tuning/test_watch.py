@@ -95,7 +95,9 @@ def test_each_training_run_is_measured_from_its_own_start(monkeypatch):
     assert [s for s, _ in watch.points] == [1, 10, 20, 1, 10]
 
 
-def test_a_training_prefix_stopped_once_is_not_trained_again(tiny_classifier, sst_file, tmp_path):
+def test_a_training_prefix_stopped_once_is_not_trained_again(
+    tiny_classifier, sst_file, tmp_path, monkeypatch
+):
     """Training is seeded, so a later trial that starts with the same training would stop at the
     same step: it is stopped at once, from the cache's record, under the same limit only."""
     from nlpress.recipe import recipe_from_dict
@@ -119,7 +121,12 @@ def test_a_training_prefix_stopped_once_is_not_trained_again(tiny_classifier, ss
     with pytest.raises(T.Hopeless, match="not run again"):
         T.run_trial(s, longer, tmp_path / "t2", hopeless, s.eval_data, cache)
     assert not built
-    assert cache.stopped(list(longer.recipe.steps), T.hopeless_limit(hopeless) + 1) is None
+    limit = T.hopeless_limit(hopeless)
+    assert cache.stopped(list(longer.recipe.steps), limit + 1) is None
+    # a mark that another proxy measure left (an older nlpress) does not apply either
+    assert cache.stopped(list(longer.recipe.steps), limit) is not None
+    monkeypatch.setattr(T, "PROXY_VERSION", T.PROXY_VERSION + 1)
+    assert cache.stopped(list(longer.recipe.steps), limit) is None
 
 
 def test_the_proxy_of_sts_embeddings_is_the_pairs_similarity_ranking():

@@ -78,7 +78,9 @@ class PrefixCache:
         return 0
 
     def _stop_file(self, prefix: list, limit: float) -> Path:
-        return self.folder / f"{self.key(prefix)}.stopped-{limit:g}.txt"
+        from nlpress.tuning.trial import PROXY_VERSION  # marks of an older proxy do not apply
+
+        return self.folder / f"{self.key(prefix)}.stopped-p{PROXY_VERSION}-{limit:g}.txt"
 
     def mark_stopped(self, prefix: list, limit: float, why: str) -> None:
         """Record that training ``prefix`` was stopped as hopeless under ``limit``: training is

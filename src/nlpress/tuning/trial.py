@@ -125,6 +125,9 @@ def drop_points(metric: str, base: dict, cand: dict) -> float:
 
 
 FIDELITY_KEYS = ("top1_agreement", "similarity_spearman", "cosine_mean")
+# what the proxy measures, as a version: a stop mark left by another measure does not apply
+# (1: the mean cosine for STS embeddings, which stopped students that were within the budget)
+PROXY_VERSION = 2
 FIDELITY_LABELS = {
     "top1_agreement": "top-1 agreement with the fp32 model",
     "similarity_spearman": "Spearman agreement of the pairs' cosine similarities with the fp32 model's",
