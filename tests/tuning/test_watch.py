@@ -60,6 +60,18 @@ def test_a_trial_that_stalls_after_a_good_start_stops_at_two_thirds(monkeypatch)
         _train(watch, 30, torch.nn.Linear(2, 2))
 
 
+def test_a_curve_that_rises_mid_training_after_a_start_within_reach_trains_on(monkeypatch):
+    # FFN -25% > recover on SST-2: 6.2 at step 1, 10.9 at step 100 of 300 (the learning rate's
+    # peak), then 3.1 when finished: the start was within the limit, so it is not stopped
+    watch, fid = _watch(monkeypatch, [6.2, 10.9, 9.0])
+    _train(watch, 30, torch.nn.Linear(2, 2))
+    assert fid.calls == 3
+    # a start beyond the limit that then gets worse is still stopped at the first check
+    watch, _ = _watch(monkeypatch, [12.0, 15.0])
+    with pytest.raises(T.Hopeless, match="step 10 of 30"):
+        _train(watch, 30, torch.nn.Linear(2, 2))
+
+
 def test_the_watch_sees_a_real_recover_step(tiny_classifier, sst_file, tmp_path):
     """Wired through Session.build -> State.train_watch -> the training loop's callbacks."""
     from nlpress.recipe import recipe_from_dict
