@@ -138,7 +138,7 @@ FIDELITY_KEYS = ("top1_agreement", "similarity_spearman", "cosine_mean")
 PROXY_VERSION = 2
 FIDELITY_LABELS = {
     "top1_agreement": "top-1 agreement with the fp32 model",
-    "similarity_spearman": "Spearman agreement of the pairs' cosine similarities with the fp32 model's",
+    "similarity_spearman": "Spearman agreement of the pairs' similarities with the fp32 model's",
     "cosine_mean": "mean cosine to the fp32 model's embeddings",
 }
 
